@@ -1,0 +1,287 @@
+"""The `takedown` command: one Typer app, a sub-command group per capability."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from takedown import config, lake, schema
+from takedown.errors import TakedownError
+from takedown.home import Home
+from takedown.output import Format, render
+
+app = typer.Typer(
+    help="takedown: sinkhole a botnet's C2, record every bot that calls in, and keep the "
+    "evidence. Defensive only: it observes, measures and documents.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+sinkhole_app = typer.Typer(help="Run the HTTP/DNS sinkhole and inspect its signature rules.",
+                           no_args_is_help=True)
+app.add_typer(sinkhole_app, name="sinkhole")
+
+err = Console(stderr=True)
+out = Console()
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+class State:
+    settings: config.Settings
+    overrides: dict[str, Any]
+
+
+state = State()
+
+
+def _home() -> Home:
+    return Home(Path(state.settings.home))
+
+
+@app.callback()
+def main_callback(
+    home: Annotated[str | None, typer.Option(
+        "--home", help="Folder holding all state [env: TAKEDOWN_HOME] "
+        "[default: ./takedown-data].", show_default=False)] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="More log output (-vv for debug).")] = 0,
+) -> None:
+    level = logging.WARNING - 10 * min(verbose + 1, 2)
+    logging.basicConfig(level=level, format="%(message)s", datefmt="%H:%M:%S",
+                        handlers=[RichHandler(console=err, show_path=False)], force=True)
+    state.overrides = {"home": home}
+    state.settings = config.load_settings(state.overrides)
+
+
+@sinkhole_app.command("serve")
+def sinkhole_serve(
+    http: Annotated[str | None, typer.Option(
+        help="HOST:PORT for HTTP check-ins (port 0: any free port) [default: 127.0.0.1:8080].",
+        show_default=False)] = None,
+    dns: Annotated[str | None, typer.Option(
+        help="HOST:PORT for the DNS sinkhole (UDP and TCP); off unless given.")] = None,
+    zone: Annotated[list[str] | None, typer.Option(
+        help="Zone the DNS sinkhole answers for (repeat the option for more).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes sharing the ports (SO_REUSEPORT), each with its own spool "
+        "[default: 1].", show_default=False)] = None,
+    rules: Annotated[Path | None, typer.Option(
+        help="Extra rule folder, tried before HOME/rules and the built-ins.")] = None,
+) -> None:
+    """Receive bot check-ins and record every one durably before answering it.
+
+    Every request is written to the spool (HOME/spool) and fdatasync'd before the bot gets
+    its neutral answer; when the disk is full it answers 503 instead and recovers by itself.
+    Stop it with Ctrl-C or SIGTERM: it finishes what it holds and closes its segment.
+    Rules reload when their files change (or on SIGHUP).
+
+    Example: takedown --home case1 sinkhole serve --http 127.0.0.1:8080 --dns 127.0.0.1:5353
+    --zone rustock-c2.example
+    """
+    from takedown.sinkhole import server
+
+    changes: dict[str, Any] = {}
+    if http is not None:
+        changes["http_listen"] = http
+    if dns is not None:
+        changes["dns_listen"] = dns
+    if zone:
+        changes["dns_zones"] = ",".join(zone)
+    if workers is not None:
+        changes["workers"] = workers
+    if rules is not None:
+        changes["rules_dir"] = str(rules)
+    settings = state.settings.replace(**changes)
+    if settings.dns_listen and not settings.dns_zones:
+        raise TakedownError("--dns needs at least one --zone to answer for "
+                            "(or TAKEDOWN_DNS_ZONES)")
+    server.serve(settings)
+
+
+@sinkhole_app.command("rules")
+def sinkhole_rules(
+    fmt: FormatOpt = Format.table,
+    rules: Annotated[Path | None, typer.Option(help="Extra rule folder to include.")] = None,
+) -> None:
+    """List the signature rules in force, in the order they are tried.
+
+    Rules are TOML files: HOME/rules/*.toml (yours, tried first) and the built-ins. See
+    docs/rules.md for every field. A broken file is reported with its path, rule and field.
+    """
+    from takedown.sinkhole.rules import BUILTIN_RULES, load_rules
+
+    folders = [_home().rules, BUILTIN_RULES]
+    if rules is not None:
+        folders.insert(0, rules)
+    rows = [
+        {"id": r.id, "malware": r.malware, "protocol": r.protocol, "confidence": r.confidence,
+         "bot_id": r.bot_id[0] if r.bot_id else "", "source": Path(r.source).name,
+         "basis": r.basis}
+        for r in load_rules(folders)
+    ]
+    _emit(rows, fmt, "Signature rules (first match wins)")
+
+
+@app.command("ingest")
+def ingest_cmd() -> None:
+    """Move closed spool segments into the Parquet lake, exactly once.
+
+    Safe to run while sinkholes are running (their open segments are left alone) and safe to
+    kill: run it again and every event is in the lake once. Segments of sinkholes that died
+    are recovered first (a torn tail is cut). Ingested segments are kept in HOME/spool-ingested.
+    """
+    home = _home()
+    with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        task = progress.add_task("segments", total=None)
+
+        def tick(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = lake.ingest(home, progress=tick)
+    for note in report.recovered:
+        err.print(f"recovered {note}")
+    err.print(report.summary())
+
+
+def _parse_time(value: str | None, what: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise TakedownError(f"{what}: {value!r} is not an ISO date or time "
+                            "(e.g. 2011-03-16 or 2011-03-16T12:00)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+_EVENT_COLUMNS = ["time.source", "source.ip", "source.port", "malware.name",
+                  "protocol.application", "destination.fqdn", "extra.http.method",
+                  "extra.http.target", "extra.dns.qtype", "extra.body.size", "extra.bot_id"]
+
+
+@app.command("events")
+def events_cmd(
+    since: Annotated[str | None, typer.Option(help="From this UTC time (ISO).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this UTC time (ISO).")] = None,
+    family: Annotated[str | None, typer.Option(help="Only this malware.name.")] = None,
+    ip: Annotated[str | None, typer.Option(help="Only this source.ip.")] = None,
+    app_: Annotated[str | None, typer.Option("--app", help="http or dns.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (newest); 0 for all.")] = 20,
+    fmt: FormatOpt = Format.table,
+    all_fields: Annotated[bool, typer.Option("--all-fields",
+                                             help="Every schema field, not a summary.")] = False,
+) -> None:
+    """List events in the lake, oldest first among the newest LIMIT.
+
+    Only ingested events are listed: run `takedown ingest` first. CSV and JSON use the flat
+    dotted IntelMQ field names; `raw` is base64.
+
+    Example: takedown events --family rustock --since 2011-03-16 --format csv --limit 0
+    """
+    table = lake.query_events(
+        _home(), since=_parse_time(since, "--since"), until=_parse_time(until, "--until"),
+        family=family, ip=ip, application=app_, limit=limit or None)
+    columns = None if all_fields or fmt is not Format.table else _EVENT_COLUMNS
+    if fmt is Format.table and all_fields:
+        columns = None
+    _emit(table, fmt, f"{table.num_rows} events", columns)
+
+
+@app.command("status")
+def status_cmd(fmt: FormatOpt = Format.table) -> None:
+    """What the home holds: sinkhole spools (running or not), waiting events, the lake."""
+    home = _home()
+    spools = lake.spool_summary(home)
+    days = lake.lake_summary(home)
+    if fmt is not Format.table:
+        rows: list[dict[str, Any]] = [{"kind": "spool", **s} for s in spools]
+        rows += [{"kind": "lake-day", **d} for d in days]
+        _emit(rows, fmt, "")
+        return
+    out.print(f"[bold]home[/bold] {home.root.resolve()}")
+    if spools:
+        _emit(spools, fmt, "Spool (per sinkhole worker)")
+    else:
+        out.print("spool: empty (start one with `takedown sinkhole serve`)")
+    if days:
+        _emit(days, fmt, "Lake: events by day")
+        out.print(f"lake total: {sum(d['events'] for d in days):,} events")
+    else:
+        out.print("lake: empty (run `takedown ingest` after the sinkhole has seen traffic)")
+
+
+@app.command("schema")
+def schema_cmd(
+    kind: Annotated[str, typer.Option("--as", help="markdown, duckdb, spark or arrow.")] =
+    "markdown",
+) -> None:
+    """Print the event schema (IntelMQ field names) in one of its generated forms."""
+    forms = {
+        "markdown": schema.doc_markdown,
+        "duckdb": schema.duckdb_ddl,
+        "spark": schema.spark_ddl,
+        "arrow": lambda: str(schema.lake_schema()),
+    }
+    if kind not in forms:
+        raise TakedownError(f"--as {kind!r}: choose one of {', '.join(forms)}")
+    sys.stdout.write(forms[kind]() + "\n")
+
+
+@app.command("loadgen")
+def loadgen_cmd(
+    target: Annotated[str, typer.Option(help="Sinkhole HTTP HOST:PORT (loopback only).")] =
+    "127.0.0.1:8080",
+    requests: Annotated[int, typer.Option(help="Check-ins to send.")] = 10000,
+    connections: Annotated[int, typer.Option(help="Concurrent connections.")] = 32,
+    bots: Annotated[int, typer.Option(help="Distinct simulated bots (127.x source IPs).")] =
+    2000,
+    close: Annotated[bool, typer.Option("--close", help="Connection: close per request.")] =
+    False,
+) -> None:
+    """Drive simulated bot check-ins at a sinkhole on loopback (never anywhere else)."""
+    from takedown.sinkhole.server import parse_listen
+    from takedown.simulate.loadgen import run_load
+
+    host, port = parse_listen(target, "--target")
+    result = asyncio.run(run_load(host, port, requests=requests, connections=connections,
+                                  bots=bots, keep_alive=not close))
+    err.print(f"sent {result.sent:,}, answered 200: {len(result.answered):,}, other status: "
+              f"{result.refused:,}, errors: {result.errors:,} in {result.elapsed:.1f}s "
+              f"({len(result.answered) / max(result.elapsed, 1e-9):,.0f}/s)")
+
+
+@app.command("demo")
+def demo_cmd(
+    requests: Annotated[int, typer.Option(help="Simulated check-ins to send.")] = 20000,
+) -> None:
+    """Sinkhole on loopback, simulated Rustock-like check-ins, ingest, and what was caught."""
+    from takedown.demo import run_demo
+
+    run_demo(_home(), requests=requests, console=out)
+
+
+def _emit(data: Any, fmt: Format, title: str, columns: list[str] | None = None) -> None:
+    text = render(data, fmt, title=title or None, columns=columns, console=out)
+    if text is not None:
+        sys.stdout.write(text)
+
+
+def main() -> None:
+    try:
+        app()
+    except TakedownError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

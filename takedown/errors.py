@@ -1,0 +1,31 @@
+"""The exception tree. Every error a user can cause is a TakedownError with a one-line message."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "IngestError",
+    "RuleError",
+    "SpoolError",
+    "TakedownError",
+]
+
+
+class TakedownError(Exception):
+    """Base of every error takedown raises on purpose; its message is one line with the fix."""
+
+
+class ConfigError(TakedownError):
+    """A setting is unknown or has a value of the wrong kind."""
+
+
+class RuleError(TakedownError):
+    """A signature rule file is malformed (names the file, the rule and the field)."""
+
+
+class SpoolError(TakedownError):
+    """The spool cannot be written or read (disk full, permissions, a held lock)."""
+
+
+class IngestError(TakedownError):
+    """Moving spool segments into the lake failed."""

@@ -1,0 +1,394 @@
+"""Spool → Parquet lake, exactly once; and reading the lake back with DuckDB.
+
+Ingest takes each closed spool segment and writes its events to
+``lake/events/day=YYYY-MM-DD/<sensor>--<segment>.parquet``. The file names derive from the
+segment alone, and every file is written to a temporary name, synced and renamed, so running
+ingest again after a kill at any moment rewrites the same files and never duplicates an event.
+Only after the files are durable is the segment recorded in the catalog and moved aside.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import logging
+import os
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from takedown import schema
+from takedown.errors import IngestError, SpoolError
+from takedown.home import Home
+from takedown.sinkhole.spool import (
+    BLOCK_MAGIC,
+    closed_segments,
+    decode_block,
+    read_header,
+    read_segment,
+    recover_folder,
+    try_lock,
+)
+
+__all__ = [
+    "IngestReport",
+    "SegmentResult",
+    "events_sql",
+    "ingest",
+    "lake_summary",
+    "query_events",
+    "spool_summary",
+]
+
+log = logging.getLogger(__name__)
+
+_CATALOG_DDL = """
+CREATE TABLE IF NOT EXISTS ingested_segments (
+    segment VARCHAR PRIMARY KEY,
+    sensor VARCHAR,
+    events BIGINT,
+    corrupt_ranges INTEGER,
+    files VARCHAR[],
+    ingested_at TIMESTAMPTZ
+)
+"""
+
+
+@dataclass
+class SegmentResult:
+    segment: str
+    sensor: str
+    events: int
+    files: list[str]
+    corrupt: list[tuple[int, int]] = field(default_factory=list)
+    already: bool = False
+
+
+@dataclass
+class IngestReport:
+    segments: int = 0
+    events: int = 0
+    skipped_already: int = 0
+    corrupt_ranges: int = 0
+    recovered: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        line = f"ingested {self.events:,} events from {self.segments:,} segments"
+        if self.skipped_already:
+            line += f" ({self.skipped_already} already in the lake, moved aside)"
+        if self.corrupt_ranges:
+            line += (f"; {self.corrupt_ranges} corrupt ranges skipped → "
+                     f"{', '.join(self.quarantined[:3])}")
+        return line
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _ingest_lock(home: Home) -> Iterator[None]:
+    home.root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home.root / ".ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IngestError(f"another `takedown ingest` is running on {home.root}; "
+                              "wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd", compression_level=1,
+                   row_group_size=1 << 20)
+    _fsync_path(tmp)
+    tmp.replace(path)
+    _fsync_path(path.parent)
+
+
+def _day_partitions(table: pa.Table) -> list[tuple[str, pa.Table]]:
+    days = pc.cast(pc.struct_field(table.column("time"), "source"), pa.date32())
+    lo, hi = pc.min(days).as_py(), pc.max(days).as_py()
+    if lo is None:
+        return [("unknown", table)]
+    if lo == hi and days.null_count == 0:
+        return [(lo.isoformat(), table)]
+    out = []
+    for day in pc.unique(days).to_pylist():
+        if day is None:
+            out.append(("unknown", table.filter(pc.is_null(days))))
+        else:
+            out.append((day.isoformat(), table.filter(pc.equal(days, day))))
+    return out
+
+
+def _segment_to_lake(home: Home, path: Path) -> SegmentResult:
+    sensor = path.parent.name
+    seg_id = f"{sensor}--{path.stem}"
+    header, scan, data = read_segment(path)
+    batches = []
+    corrupt = list(scan.corrupt)
+    for block in scan.blocks:
+        try:
+            batches.append(decode_block(header.schema, block))
+        except (pa.ArrowException, SpoolError) as exc:
+            log.error("%s: block at %d unreadable: %s", path, block.offset, exc)
+            end = block.offset + 16 + len(block.payload)
+            corrupt.append((block.offset, end))
+    if scan.torn_bytes:
+        corrupt.append((scan.valid_end, len(data)))
+    files: list[str] = []
+    events = 0
+    if batches:
+        flat = pa.Table.from_batches(batches, schema=header.schema)
+        nested = schema.nest(flat)
+        events = nested.num_rows
+        for day, part in _day_partitions(nested):
+            target = home.events / f"day={day}" / f"{seg_id}.parquet"
+            _write_parquet(part, target)
+            files.append(str(target.relative_to(home.root)))
+    if corrupt:
+        _quarantine(home, seg_id, data, corrupt)
+    del data
+    return SegmentResult(seg_id, sensor, events, files, corrupt)
+
+
+def _quarantine(home: Home, seg_id: str, data: bytes, ranges: Sequence[tuple[int, int]]) -> None:
+    home.quarantine.mkdir(parents=True, exist_ok=True)
+    for start, end in ranges:
+        out = home.quarantine / f"{seg_id}@{start}.bin"
+        out.write_bytes(data[start:end])
+        out.with_suffix(".txt").write_text(
+            f"segment {seg_id}: bytes {start}..{end} failed their CRC or could not be decoded; "
+            "the events around them were ingested.\n")
+
+
+def _catalog(home: Home, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(home.catalog), read_only=read_only)
+    if not read_only:
+        con.execute(_CATALOG_DDL)
+    return con
+
+
+def _recover_orphans(home: Home, report: IngestReport) -> None:
+    """Close open segments of sinkholes that are no longer running."""
+    for folder in sorted(p for p in home.spool.iterdir() if p.is_dir()):
+        fd = try_lock(folder)
+        if fd is None:
+            continue  # a live sinkhole owns it
+        try:
+            report.recovered.extend(f"{folder.name}/{n}" for n in recover_folder(folder))
+        finally:
+            os.close(fd)
+
+
+def ingest(home: Home, progress: Callable[[int, int], None] | None = None,
+           threads: int = 2) -> IngestReport:
+    """Move every closed spool segment into the lake, exactly once."""
+    home.ensure()
+    report = IngestReport()
+    with _ingest_lock(home):
+        _recover_orphans(home, report)
+        segments = [s for folder in sorted(p for p in home.spool.iterdir() if p.is_dir())
+                    for s in closed_segments(folder)]
+        con = _catalog(home)
+        try:
+            done = {r[0] for r in con.execute("SELECT segment FROM ingested_segments").fetchall()}
+            todo = []
+            for seg in segments:
+                if f"{seg.parent.name}--{seg.stem}" in done:
+                    _move_aside(home, seg)
+                    report.skipped_already += 1
+                else:
+                    todo.append(seg)
+            total = len(todo)
+            if progress:
+                progress(0, total)
+            with ThreadPoolExecutor(max(1, threads)) as pool:
+                for i, result in enumerate(pool.map(partial_segment(home), todo), 1):
+                    con.execute(
+                        "INSERT OR REPLACE INTO ingested_segments VALUES (?, ?, ?, ?, ?, now())",
+                        [result.segment, result.sensor, result.events, len(result.corrupt),
+                         result.files])
+                    _move_aside(home, todo[i - 1])
+                    report.segments += 1
+                    report.events += result.events
+                    report.corrupt_ranges += len(result.corrupt)
+                    report.quarantined.extend(
+                        f"quarantine/{result.segment}@{s}.bin" for s, _ in result.corrupt)
+                    if progress:
+                        progress(i, total)
+        finally:
+            con.close()
+    return report
+
+
+def partial_segment(home: Home) -> Callable[[Path], SegmentResult]:
+    def run(path: Path) -> SegmentResult:
+        try:
+            return _segment_to_lake(home, path)
+        except SpoolError as exc:
+            raise IngestError(str(exc)) from None
+    return run
+
+
+def _move_aside(home: Home, seg: Path) -> None:
+    target_dir = home.ingested / seg.parent.name
+    target_dir.mkdir(parents=True, exist_ok=True)
+    seg.replace(target_dir / seg.name)
+    _fsync_path(target_dir)
+    _fsync_path(seg.parent)
+
+
+# -- reading ---------------------------------------------------------------------------------
+def _glob(home: Home) -> str:
+    return str(home.events / "*" / "*.parquet")
+
+
+def has_events(home: Home) -> bool:
+    return home.events.is_dir() and any(home.events.glob("*/*.parquet"))
+
+
+def events_sql(home: Home) -> str:
+    """A DuckDB table expression over the whole event lake."""
+    return (f"read_parquet('{_glob(home)}', hive_partitioning = true, "
+            "hive_types = {'day': VARCHAR}, union_by_name = true)")
+
+
+def _where(since: dt.datetime | None, until: dt.datetime | None, family: str | None,
+           ip: str | None, application: str | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        clauses += ["day >= ?", '"time".source >= ?']
+        params += [since.date().isoformat(), since]
+    if until is not None:
+        clauses += ["day <= ?", '"time".source < ?']
+        params += [until.date().isoformat(), until]
+    if family:
+        clauses.append("malware.name = ?")
+        params.append(family.lower())
+    if ip:
+        clauses.append("source.ip = ?")
+        params.append(ip)
+    if application:
+        clauses.append("protocol.application = ?")
+        params.append(application)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def query_events(home: Home, *, since: dt.datetime | None = None,
+                 until: dt.datetime | None = None, family: str | None = None,
+                 ip: str | None = None, application: str | None = None,
+                 limit: int | None = 100) -> pa.Table:
+    """Events matching the filters, newest last, with flat dotted column names."""
+    if not has_events(home):
+        return schema.flatten(schema.lake_schema().empty_table())
+    where, params = _where(since, until, family, ip, application)
+    cols = ", ".join(f'"{name}"' for name in schema.lake_schema().names)
+    sql = f"SELECT {cols} FROM {events_sql(home)}{where} ORDER BY \"time\".source DESC"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    con = duckdb.connect()
+    try:
+        table = con.sql(sql, params=params).to_arrow_table()
+    finally:
+        con.close()
+    flat = schema.flatten(table)
+    return flat.take(pa.array(range(flat.num_rows - 1, -1, -1), pa.int64()))
+
+
+def lake_summary(home: Home) -> list[dict[str, Any]]:
+    """Per day: events, unique source IPs, families."""
+    if not has_events(home):
+        return []
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            f"SELECT day, count(*) AS events, count(DISTINCT source.ip) AS ips, "
+            f"count(DISTINCT malware.name) AS families FROM {events_sql(home)} "
+            "GROUP BY day ORDER BY day").fetchall()
+    finally:
+        con.close()
+    return [dict(zip(("day", "events", "unique_ips", "families"), r, strict=True)) for r in rows]
+
+
+_BLOCK_HEAD = struct.Struct("<IIII")
+
+
+def count_records(path: Path) -> int:
+    """Events in a segment, from block headers only (no CRC check): for status displays."""
+    total = 0
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+        try:
+            offset = read_header(head).size
+        except SpoolError:
+            return 0
+        size = os.fstat(fh.fileno()).st_size
+        while offset + 16 <= size:
+            fh.seek(offset)
+            magic, length, _crc, n = _BLOCK_HEAD.unpack(fh.read(16))
+            if magic != BLOCK_MAGIC:
+                break
+            total += n
+            offset += 16 + length
+    return total
+
+
+def spool_summary(home: Home) -> list[dict[str, Any]]:
+    """Per sensor: open and closed segments and the events waiting in them."""
+    out = []
+    if not home.spool.is_dir():
+        return out
+    for folder in sorted(p for p in home.spool.iterdir() if p.is_dir()):
+        open_segs = sorted(folder.glob("*.open"))
+        closed = closed_segments(folder)
+        lock_fd = try_lock(folder)
+        running = lock_fd is None
+        if lock_fd is not None:
+            os.close(lock_fd)
+        out.append({
+            "sensor": folder.name,
+            "running": running,
+            "open_segments": len(open_segs),
+            "closed_segments": len(closed),
+            "waiting_events": sum(count_records(p) for p in [*open_segs, *closed]),
+            "bytes": sum(p.stat().st_size for p in [*open_segs, *closed]),
+        })
+    return out
+
+
+def iter_ingested(home: Home) -> Iterable[tuple[str, int]]:
+    if not home.catalog.exists():
+        return []
+    try:
+        con = _catalog(home, read_only=True)
+    except duckdb.Error:
+        return []
+    try:
+        return [(r[0], r[1]) for r in con.execute(
+            "SELECT segment, events FROM ingested_segments ORDER BY segment").fetchall()]
+    except duckdb.CatalogException:
+        return []
+    finally:
+        con.close()

@@ -1,0 +1,1 @@
+"""Simulated bots for demos, tests and benchmarks (loopback only)."""

@@ -1,0 +1,1 @@
+"""The sinkhole: HTTP and DNS listeners, signature rules, and the durable spool."""

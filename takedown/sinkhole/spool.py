@@ -1,0 +1,421 @@
+"""The append-only spool: what the sinkhole has answered is on disk before it answers.
+
+A spool is one folder per sensor (one sinkhole worker) holding segment files. A segment is::
+
+    b"TDSPOOL1" | u32 header_len | header JSON | u32 schema_len | Arrow schema (IPC) | u32 crc32c
+    then blocks:  u32 BLOCK_MAGIC | u32 payload_len | u32 crc32c | u32 n_records | payload
+
+Each block is one group commit: the Arrow IPC record-batch message of every event that arrived
+while the previous block was being written, framed with its length and a CRC32C (over the record
+count and the payload). A block is written and fdatasync'd before any of its requests is
+answered, so a torn block holds only unanswered requests. The open segment is named ``*.open``;
+closed ones ``*.seg``. On start the open segments of a folder nobody holds are scanned: a torn or
+corrupt tail is cut, a corrupt range followed by valid blocks is kept and skipped by readers.
+
+Parsing (``scan_blocks``, ``read_header``) is pure and fuzzed; only ``SpoolWriter`` and
+``recover_folder`` touch files.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import struct
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import crc32c
+import pyarrow as pa
+
+from takedown.errors import SpoolError
+
+__all__ = [
+    "BLOCK_MAGIC",
+    "SEGMENT_MAGIC",
+    "Block",
+    "Scan",
+    "SegmentHeader",
+    "SpoolWriter",
+    "closed_segments",
+    "decode_block",
+    "read_header",
+    "read_segment",
+    "recover_folder",
+    "rows_to_batch",
+    "scan_blocks",
+    "try_lock",
+]
+
+log = logging.getLogger(__name__)
+
+SEGMENT_MAGIC = b"TDSPOOL1"
+BLOCK_MAGIC = 0x7D5B10CC
+_BLOCK = struct.Struct("<IIII")
+_U32 = struct.Struct("<I")
+_BLOCK_MAGIC_BYTES = _U32.pack(BLOCK_MAGIC)
+MAX_BLOCK_BYTES = 256 << 20
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _crc(n_records: int, payload: bytes | memoryview) -> int:
+    return int(crc32c.crc32c(payload, crc32c.crc32c(_U32.pack(n_records))))
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentHeader:
+    meta: dict[str, Any]
+    schema: pa.Schema
+    size: int  # bytes before the first block
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    offset: int
+    n_records: int
+    payload: memoryview
+
+
+@dataclass(slots=True)
+class Scan:
+    """What a segment holds: its valid blocks, the corrupt ranges skipped, where it ends."""
+
+    blocks: list[Block] = field(default_factory=list)
+    corrupt: list[tuple[int, int]] = field(default_factory=list)  # [start, end) ranges
+    valid_end: int = 0  # end of the last valid block: everything after it is a torn tail
+    torn_bytes: int = 0
+
+    @property
+    def records(self) -> int:
+        return sum(b.n_records for b in self.blocks)
+
+
+def encode_header(meta: dict[str, Any], schema: pa.Schema) -> bytes:
+    meta_bytes = json.dumps(meta, sort_keys=True).encode()
+    schema_bytes = schema.serialize().to_pybytes()
+    body = _U32.pack(len(meta_bytes)) + meta_bytes + _U32.pack(len(schema_bytes)) + schema_bytes
+    return SEGMENT_MAGIC + body + _U32.pack(crc32c.crc32c(body))
+
+
+def read_header(data: bytes | memoryview) -> SegmentHeader:
+    """Parse a segment header; raises SpoolError naming what is wrong."""
+    view = memoryview(data)
+    if bytes(view[:8]) != SEGMENT_MAGIC:
+        raise SpoolError("not a takedown spool segment (bad magic)")
+    try:
+        (meta_len,) = _U32.unpack_from(view, 8)
+        meta_end = 12 + meta_len
+        (schema_len,) = _U32.unpack_from(view, meta_end)
+        schema_end = meta_end + 4 + schema_len
+        (crc,) = _U32.unpack_from(view, schema_end)
+    except struct.error:
+        raise SpoolError("segment header is truncated") from None
+    if crc32c.crc32c(view[8:schema_end]) != crc:
+        raise SpoolError("segment header fails its CRC")
+    try:
+        meta = json.loads(bytes(view[12:meta_end]))
+        schema = pa.ipc.read_schema(pa.py_buffer(bytes(view[meta_end + 4 : schema_end])))
+    except (ValueError, pa.ArrowException) as exc:
+        raise SpoolError(f"segment header unreadable: {exc}") from None
+    if not isinstance(meta, dict):
+        raise SpoolError("segment header metadata is not an object")
+    return SegmentHeader(meta, schema, schema_end + 4)
+
+
+def _block_at(view: memoryview, pos: int) -> Block | None:
+    if pos + _BLOCK.size > len(view):
+        return None
+    magic, length, crc, n = _BLOCK.unpack_from(view, pos)
+    if magic != BLOCK_MAGIC or length > MAX_BLOCK_BYTES:
+        return None
+    start = pos + _BLOCK.size
+    end = start + length
+    if end > len(view):
+        return None
+    payload = view[start:end]
+    if _crc(n, payload) != crc:
+        return None
+    return Block(pos, n, payload)
+
+
+def scan_blocks(data: bytes | memoryview, start: int) -> Scan:
+    """Walk the blocks from ``start``; never raises on any input."""
+    raw = data if isinstance(data, bytes) else bytes(data)
+    view = memoryview(raw)
+    scan = Scan(valid_end=start)
+    pos = start
+    while pos < len(view):
+        block = _block_at(view, pos)
+        if block is not None:
+            scan.blocks.append(block)
+            pos = block.offset + _BLOCK.size + len(block.payload)
+            scan.valid_end = pos
+            continue
+        # Not a valid block here: a torn tail, unless a valid block follows (then corruption).
+        nxt = _resync(raw, view, pos + 1)
+        if nxt is None:
+            break
+        scan.corrupt.append((pos, nxt))
+        pos = nxt
+    scan.torn_bytes = len(view) - scan.valid_end
+    # Preallocated zeros after a clean end are not torn data.
+    if scan.torn_bytes and raw.count(b"\0", scan.valid_end) == scan.torn_bytes:
+        scan.torn_bytes = 0
+    return scan
+
+
+def _resync(raw: bytes, view: memoryview, pos: int) -> int | None:
+    while True:
+        idx = raw.find(_BLOCK_MAGIC_BYTES, pos)
+        if idx < 0:
+            return None
+        if _block_at(view, idx) is not None:
+            return idx
+        pos = idx + 1
+
+
+def decode_block(schema: pa.Schema, block: Block) -> pa.RecordBatch:
+    """The record batch in a block (CRC already checked)."""
+    batch = pa.ipc.read_record_batch(pa.py_buffer(block.payload), schema)
+    if batch.num_rows != block.n_records:
+        raise SpoolError(f"block at {block.offset}: {batch.num_rows} rows, header says "
+                         f"{block.n_records}")
+    return batch
+
+
+def read_segment(path: Path) -> tuple[SegmentHeader, Scan, bytes]:
+    """Read a whole segment file (header, scan, bytes the scan's views point into)."""
+    data = path.read_bytes()
+    try:
+        header = read_header(data)
+    except SpoolError as exc:
+        raise SpoolError(f"{path}: {exc}") from None
+    return header, scan_blocks(data, header.size), data
+
+
+def rows_to_batch(rows: Sequence[tuple[Any, ...]], schema: pa.Schema) -> pa.RecordBatch:
+    """Rows (tuples in schema order) to an Arrow record batch."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def try_lock(folder: Path) -> int | None:
+    """Take the folder's lock without waiting; the fd, or None if a live process holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def closed_segments(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.seg"))
+
+
+def recover_folder(folder: Path) -> list[str]:
+    """Close the open segments a dead writer left: cut torn tails, keep everything before.
+
+    The caller holds the folder's lock. Returns one line per segment touched.
+    """
+    notes = []
+    for path in sorted(folder.glob("*.open")):
+        data = path.read_bytes()
+        try:
+            header = read_header(data)
+        except SpoolError as exc:
+            # The header is written and synced before any block, so no answered event is here.
+            bad = path.with_suffix(".bad")
+            path.rename(bad)
+            notes.append(f"{path.name}: {exc}; set aside as {bad.name} (held no answered event)")
+            continue
+        scan = scan_blocks(data, header.size)
+        cut = len(data) - scan.valid_end
+        with open(path, "r+b") as fh:
+            fh.truncate(scan.valid_end)
+            fh.flush()
+            os.fsync(fh.fileno())
+        path.rename(path.with_suffix(".seg"))
+        torn = f", cut {scan.torn_bytes} torn bytes" if scan.torn_bytes else ""
+        corrupt = f", {len(scan.corrupt)} corrupt ranges kept aside" if scan.corrupt else ""
+        notes.append(f"{path.name}: closed with {scan.records} events{torn}{corrupt}"
+                     f" ({cut} bytes trimmed)")
+    if notes:
+        _fsync_dir(folder)
+    return notes
+
+
+class SpoolWriter:
+    """Single writer of one sensor's spool folder. Not thread-safe: one thread calls it."""
+
+    def __init__(
+        self,
+        folder: Path,
+        sensor: str,
+        schema: pa.Schema,
+        *,
+        segment_max_bytes: int = 64 << 20,
+        segment_max_age: float = 60.0,
+        preallocate: int = 16 << 20,
+    ) -> None:
+        self.folder = folder
+        self.sensor = sensor
+        self.schema = schema
+        self.segment_max_bytes = segment_max_bytes
+        self.segment_max_age = segment_max_age
+        self.preallocate = preallocate
+        self._lock_fd: int | None = None
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._offset = 0
+        self._opened_at = 0.0
+        self._start = 0
+        self.disk_full = False
+        self.blocks_written = 0
+        self.records_written = 0
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def open(self) -> list[str]:
+        """Lock the folder and recover what a previous writer left. Returns recovery notes."""
+        fd = try_lock(self.folder)
+        if fd is None:
+            pid = (self.folder / ".lock").read_text().strip() or "?"
+            raise SpoolError(f"spool {self.folder} is in use by another sinkhole (pid {pid})")
+        self._lock_fd = fd
+        return recover_folder(self.folder)
+
+    def close(self) -> None:
+        self._close_segment()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @property
+    def segment(self) -> Path | None:
+        return self._path
+
+    # -- writing ------------------------------------------------------------------------------
+    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Append one block and make it durable. Raises OSError if it is not on disk."""
+        batch = rows_to_batch(rows, self.schema)
+        payload = batch.serialize()
+        frame = _BLOCK.pack(BLOCK_MAGIC, payload.size, _crc(len(rows), payload), len(rows))
+        if self._fd is not None and self._due(len(frame) + payload.size):
+            self._close_segment()
+        if self._fd is None:
+            self._open_segment()
+        assert self._fd is not None
+        try:
+            written = os.pwritev(self._fd, [frame, payload], self._offset)
+            if written != len(frame) + payload.size:
+                raise OSError(errno.ENOSPC, "short write")
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            self._fail(exc)
+            raise
+        self._offset += written
+        self.blocks_written += 1
+        self.records_written += len(rows)
+        if self.disk_full:
+            self.disk_full = False
+            log.warning("spool %s writable again; answering bots normally", self.folder)
+
+    def rotate_if_due(self) -> None:
+        if self._fd is not None and self._due(0):
+            self._close_segment()
+
+    def _due(self, incoming: int) -> bool:
+        if self._offset + incoming > self.segment_max_bytes and self._offset > self._start:
+            return True
+        return time.monotonic() - self._opened_at > self.segment_max_age
+
+    def _fail(self, exc: OSError) -> None:
+        # A failed write or sync: the block's requests get 503. The segment is closed at the
+        # last good block (after a failed fsync the page cache cannot be trusted) and a new one
+        # is tried at the next commit.
+        if exc.errno in _DISK_FULL and not self.disk_full:
+            log.error("spool %s: disk full (%s); answering 503 until space returns",
+                      self.folder, exc.strerror)
+        elif exc.errno not in _DISK_FULL:
+            log.error("spool %s: write failed (%s); answering 503", self.folder, exc)
+        self.disk_full = self.disk_full or exc.errno in _DISK_FULL
+        try:
+            self._close_segment()
+        except OSError as close_exc:
+            log.error("spool %s: could not close segment cleanly: %s", self.folder, close_exc)
+            self._fd = None
+            self._path = None
+
+    def _open_segment(self) -> None:
+        name = f"{time.time_ns():020d}"
+        path = self.folder / f"{name}.open"
+        while path.exists() or path.with_suffix(".seg").exists():
+            name = f"{int(name) + 1:020d}"
+            path = self.folder / f"{name}.open"
+        header = encode_header(
+            {"format": 1, "sensor": self.sensor, "segment": name, "pid": os.getpid(),
+             "created_ns": time.time_ns()},
+            self.schema,
+        )
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            if self.preallocate:
+                try:
+                    os.posix_fallocate(fd, 0, max(self.preallocate, len(header)))
+                except OSError as exc:
+                    if exc.errno not in _DISK_FULL and exc.errno != errno.EOPNOTSUPP:
+                        raise
+            if os.pwrite(fd, header, 0) != len(header):
+                raise OSError(errno.ENOSPC, "short write of segment header")
+            os.fsync(fd)
+            _fsync_dir(self.folder)
+        except OSError as exc:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            self._fail(exc)
+            raise
+        self._fd, self._path = fd, path
+        self._offset = self._start = len(header)
+        self._opened_at = time.monotonic()
+
+    def _close_segment(self) -> None:
+        if self._fd is None or self._path is None:
+            return
+        fd, path = self._fd, self._path
+        self._fd = None
+        self._path = None
+        try:
+            os.ftruncate(fd, self._offset)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self._offset <= self._start:
+            path.unlink()  # held no block
+        else:
+            path.rename(path.with_suffix(".seg"))
+        _fsync_dir(self.folder)
+
+
+def iter_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """Every record batch of a closed segment, skipping corrupt ranges."""
+    header, scan, _data = read_segment(path)
+    for block in scan.blocks:
+        yield decode_block(header.schema, block)
