@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,8 +27,9 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-sinkhole_app = typer.Typer(help="Run the HTTP/DNS sinkhole and inspect its signature rules.",
-                           no_args_is_help=True)
+sinkhole_app = typer.Typer(
+    help="Run the HTTP/DNS sinkhole and inspect its signature rules.", no_args_is_help=True
+)
 app.add_typer(sinkhole_app, name="sinkhole")
 
 err = Console(stderr=True)
@@ -50,33 +52,59 @@ def _home() -> Home:
 
 @app.callback()
 def main_callback(
-    home: Annotated[str | None, typer.Option(
-        "--home", help="Folder holding all state [env: TAKEDOWN_HOME] "
-        "[default: ./takedown-data].", show_default=False)] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
-                                         help="More log output (-vv for debug).")] = 0,
+    home: Annotated[
+        str | None,
+        typer.Option(
+            "--home",
+            help="Folder holding all state [env: TAKEDOWN_HOME] [default: ./takedown-data].",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")
+    ] = 0,
 ) -> None:
     level = logging.WARNING - 10 * min(verbose + 1, 2)
-    logging.basicConfig(level=level, format="%(message)s", datefmt="%H:%M:%S",
-                        handlers=[RichHandler(console=err, show_path=False)], force=True)
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        datefmt="%H:%M:%S",
+        handlers=[RichHandler(console=err, show_path=False)],
+        force=True,
+    )
     state.overrides = {"home": home}
     state.settings = config.load_settings(state.overrides)
 
 
 @sinkhole_app.command("serve")
 def sinkhole_serve(
-    http: Annotated[str | None, typer.Option(
-        help="HOST:PORT for HTTP check-ins (port 0: any free port) [default: 127.0.0.1:8080].",
-        show_default=False)] = None,
-    dns: Annotated[str | None, typer.Option(
-        help="HOST:PORT for the DNS sinkhole (UDP and TCP); off unless given.")] = None,
-    zone: Annotated[list[str] | None, typer.Option(
-        help="Zone the DNS sinkhole answers for (repeat the option for more).")] = None,
-    workers: Annotated[int | None, typer.Option(
-        help="Worker processes sharing the ports (SO_REUSEPORT), each with its own spool "
-        "[default: 1].", show_default=False)] = None,
-    rules: Annotated[Path | None, typer.Option(
-        help="Extra rule folder, tried before HOME/rules and the built-ins.")] = None,
+    http: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT for HTTP check-ins (port 0: any free port) [default: 127.0.0.1:8080].",
+            show_default=False,
+        ),
+    ] = None,
+    dns: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT for the DNS sinkhole (UDP and TCP); off unless given."),
+    ] = None,
+    zone: Annotated[
+        list[str] | None,
+        typer.Option(help="Zone the DNS sinkhole answers for (repeat the option for more)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes sharing the ports (SO_REUSEPORT), each with its own spool "
+            "[default: 1].",
+            show_default=False,
+        ),
+    ] = None,
+    rules: Annotated[
+        Path | None,
+        typer.Option(help="Extra rule folder, tried before HOME/rules and the built-ins."),
+    ] = None,
 ) -> None:
     """Receive bot check-ins and record every one durably before answering it.
 
@@ -103,8 +131,7 @@ def sinkhole_serve(
         changes["rules_dir"] = str(rules)
     settings = state.settings.replace(**changes)
     if settings.dns_listen and not settings.dns_zones:
-        raise TakedownError("--dns needs at least one --zone to answer for "
-                            "(or TAKEDOWN_DNS_ZONES)")
+        raise TakedownError("--dns needs at least one --zone to answer for (or TAKEDOWN_DNS_ZONES)")
     server.serve(settings)
 
 
@@ -124,9 +151,15 @@ def sinkhole_rules(
     if rules is not None:
         folders.insert(0, rules)
     rows = [
-        {"id": r.id, "malware": r.malware, "protocol": r.protocol, "confidence": r.confidence,
-         "bot_id": r.bot_id[0] if r.bot_id else "", "source": Path(r.source).name,
-         "basis": r.basis}
+        {
+            "id": r.id,
+            "malware": r.malware,
+            "protocol": r.protocol,
+            "confidence": r.confidence,
+            "bot_id": r.bot_id[0] if r.bot_id else "",
+            "source": Path(r.source).name,
+            "basis": r.basis,
+        }
         for r in load_rules(folders)
     ]
     _emit(rows, fmt, "Signature rules (first match wins)")
@@ -141,8 +174,14 @@ def ingest_cmd() -> None:
     are recovered first (a torn tail is cut). Ingested segments are kept in HOME/spool-ingested.
     """
     home = _home()
-    with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as progress:
+    with Progress(
+        TextColumn("ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
         task = progress.add_task("segments", total=None)
 
         def tick(done: int, total: int) -> None:
@@ -160,14 +199,25 @@ def _parse_time(value: str | None, what: str) -> dt.datetime | None:
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise TakedownError(f"{what}: {value!r} is not an ISO date or time "
-                            "(e.g. 2011-03-16 or 2011-03-16T12:00)") from None
+        raise TakedownError(
+            f"{what}: {value!r} is not an ISO date or time (e.g. 2011-03-16 or 2011-03-16T12:00)"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-_EVENT_COLUMNS = ["time.source", "source.ip", "source.port", "malware.name",
-                  "protocol.application", "destination.fqdn", "extra.http.method",
-                  "extra.http.target", "extra.dns.qtype", "extra.body.size", "extra.bot_id"]
+_EVENT_COLUMNS = [
+    "time.source",
+    "source.ip",
+    "source.port",
+    "malware.name",
+    "protocol.application",
+    "destination.fqdn",
+    "extra.http.method",
+    "extra.http.target",
+    "extra.dns.qtype",
+    "extra.body.size",
+    "extra.bot_id",
+]
 
 
 @app.command("events")
@@ -179,8 +229,9 @@ def events_cmd(
     app_: Annotated[str | None, typer.Option("--app", help="http or dns.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many (newest); 0 for all.")] = 20,
     fmt: FormatOpt = Format.table,
-    all_fields: Annotated[bool, typer.Option("--all-fields",
-                                             help="Every schema field, not a summary.")] = False,
+    all_fields: Annotated[
+        bool, typer.Option("--all-fields", help="Every schema field, not a summary.")
+    ] = False,
 ) -> None:
     """List events in the lake, oldest first among the newest LIMIT.
 
@@ -190,8 +241,14 @@ def events_cmd(
     Example: takedown events --family rustock --since 2011-03-16 --format csv --limit 0
     """
     table = lake.query_events(
-        _home(), since=_parse_time(since, "--since"), until=_parse_time(until, "--until"),
-        family=family, ip=ip, application=app_, limit=limit or None)
+        _home(),
+        since=_parse_time(since, "--since"),
+        until=_parse_time(until, "--until"),
+        family=family,
+        ip=ip,
+        application=app_,
+        limit=limit or None,
+    )
     columns = None if all_fields or fmt is not Format.table else _EVENT_COLUMNS
     if fmt is Format.table and all_fields:
         columns = None
@@ -223,11 +280,12 @@ def status_cmd(fmt: FormatOpt = Format.table) -> None:
 
 @app.command("schema")
 def schema_cmd(
-    kind: Annotated[str, typer.Option("--as", help="markdown, duckdb, spark or arrow.")] =
-    "markdown",
+    kind: Annotated[
+        str, typer.Option("--as", help="markdown, duckdb, spark or arrow.")
+    ] = "markdown",
 ) -> None:
     """Print the event schema (IntelMQ field names) in one of its generated forms."""
-    forms = {
+    forms: dict[str, Callable[[], str]] = {
         "markdown": schema.doc_markdown,
         "duckdb": schema.duckdb_ddl,
         "spark": schema.spark_ddl,
@@ -238,27 +296,52 @@ def schema_cmd(
     sys.stdout.write(forms[kind]() + "\n")
 
 
+@app.command("settings")
+def settings_cmd(
+    fmt: FormatOpt = Format.table,
+    docs: Annotated[bool, typer.Option("--docs", help="Print docs/config.md instead.")] = False,
+) -> None:
+    """Every setting with the value in force here, and where to change it.
+
+    Precedence: command-line option > environment (TAKEDOWN_<NAME>) > HOME/config.toml >
+    default.
+    """
+    if docs:
+        sys.stdout.write(config.doc_markdown())
+        return
+    rows = [
+        {"setting": s.name, "value": state.settings[s.name], "default": s.default,
+         "env": s.env, "help": s.help}
+        for s in config.SETTINGS
+    ]
+    _emit(rows, fmt, "Settings")
+
+
 @app.command("loadgen")
 def loadgen_cmd(
-    target: Annotated[str, typer.Option(help="Sinkhole HTTP HOST:PORT (loopback only).")] =
-    "127.0.0.1:8080",
+    target: Annotated[
+        str, typer.Option(help="Sinkhole HTTP HOST:PORT (loopback only).")
+    ] = "127.0.0.1:8080",
     requests: Annotated[int, typer.Option(help="Check-ins to send.")] = 10000,
     connections: Annotated[int, typer.Option(help="Concurrent connections.")] = 32,
-    bots: Annotated[int, typer.Option(help="Distinct simulated bots (127.x source IPs).")] =
-    2000,
-    close: Annotated[bool, typer.Option("--close", help="Connection: close per request.")] =
-    False,
+    bots: Annotated[int, typer.Option(help="Distinct simulated bots (127.x source IPs).")] = 2000,
+    close: Annotated[bool, typer.Option("--close", help="Connection: close per request.")] = False,
 ) -> None:
     """Drive simulated bot check-ins at a sinkhole on loopback (never anywhere else)."""
-    from takedown.sinkhole.server import parse_listen
     from takedown.simulate.loadgen import run_load
+    from takedown.sinkhole.server import parse_listen
 
     host, port = parse_listen(target, "--target")
-    result = asyncio.run(run_load(host, port, requests=requests, connections=connections,
-                                  bots=bots, keep_alive=not close))
-    err.print(f"sent {result.sent:,}, answered 200: {len(result.answered):,}, other status: "
-              f"{result.refused:,}, errors: {result.errors:,} in {result.elapsed:.1f}s "
-              f"({len(result.answered) / max(result.elapsed, 1e-9):,.0f}/s)")
+    result = asyncio.run(
+        run_load(
+            host, port, requests=requests, connections=connections, bots=bots, keep_alive=not close
+        )
+    )
+    err.print(
+        f"sent {result.sent:,}, answered 200: {len(result.answered):,}, other status: "
+        f"{result.refused:,}, errors: {result.errors:,} in {result.elapsed:.1f}s "
+        f"({len(result.answered) / max(result.elapsed, 1e-9):,.0f}/s)"
+    )
 
 
 @app.command("demo")

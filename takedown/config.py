@@ -48,14 +48,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("request_timeout", float, 15.0, "Seconds a request may take to arrive (slowloris)."),
     Setting("idle_timeout", float, 30.0, "Seconds an idle keep-alive connection is kept."),
     Setting("max_connections", int, 20000, "Open connections per worker; more are closed."),
-    Setting("max_pipeline", int, 256, "Unanswered pipelined requests per connection before the"
-            " server stops reading from it."),
+    Setting(
+        "max_pipeline",
+        int,
+        256,
+        "Unanswered pipelined requests per connection before the server stops reading from it.",
+    ),
     Setting("response_status", int, 200, "HTTP status of the sinkhole's neutral answer."),
     Setting("response_body", str, "", "Body of the sinkhole's neutral answer."),
     Setting("response_content_type", str, "text/html", "Content-Type of that answer."),
-    Setting("headers_kept", str, "host,user-agent,content-type,content-length,transfer-encoding,"
-            "cookie,referer,accept,accept-encoding,accept-language,connection,x-forwarded-for",
-            "Comma-separated request headers recorded in extra.http.headers."),
+    Setting(
+        "headers_kept",
+        str,
+        "host,user-agent,content-type,content-length,transfer-encoding,"
+        "cookie,referer,accept,accept-encoding,accept-language,connection,x-forwarded-for",
+        "Comma-separated request headers recorded in extra.http.headers.",
+    ),
     Setting("segment_max_bytes", int, 64 << 20, "Spool segment size before it is closed."),
     Setting("segment_max_age", float, 60.0, "Seconds before an open segment is closed anyway."),
 )

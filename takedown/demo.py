@@ -10,8 +10,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pyarrow as pa
 from rich.console import Console
 
 from takedown import lake
@@ -23,14 +25,25 @@ from takedown.simulate.loadgen import C2_HOSTS, run_load
 __all__ = ["run_demo", "start_sinkhole", "stop_sinkhole"]
 
 
-def start_sinkhole(home: Home, *extra: str, timeout: float = 20.0,
-                   env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], dict]:
+def start_sinkhole(
+    home: Home, *extra: str, timeout: float = 20.0, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start `takedown sinkhole serve` on free loopback ports; wait until it listens."""
     home.ensure()
     ready = home.run / "sinkhole.json"
     ready.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "takedown", "--home", str(home.root), "sinkhole", "serve",
-           "--http", "127.0.0.1:0", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "takedown",
+        "--home",
+        str(home.root),
+        "sinkhole",
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        *extra,
+    ]
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -40,8 +53,7 @@ def start_sinkhole(home: Home, *extra: str, timeout: float = 20.0,
             raise TakedownError(f"sinkhole exited with code {proc.returncode} before listening")
         time.sleep(0.05)
     proc.kill()
-    raise TakedownError("sinkhole did not start listening within "
-                        f"{timeout:.0f}s")
+    raise TakedownError(f"sinkhole did not start listening within {timeout:.0f}s")
 
 
 def stop_sinkhole(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
@@ -54,21 +66,34 @@ def run_demo(home: Home, *, requests: int = 20000, console: Console | None = Non
     console.rule("[bold]takedown demo: sinkholing a Rustock-like botnet on loopback")
     console.print("All names and addresses here are fictional; traffic stays on 127.0.0.0/8.")
     zones = ",".join(C2_HOSTS)
-    proc, info = start_sinkhole(home, "--dns", "127.0.0.1:0",
-                                *[a for z in zones.split(",") for a in ("--zone", z)])
+    proc, info = start_sinkhole(
+        home, "--dns", "127.0.0.1:0", *[a for z in zones.split(",") for a in ("--zone", z)]
+    )
     http_port, dns_port = info["http"][1], info["dns"][1]
-    console.print(f"1. sinkhole listening: http 127.0.0.1:{http_port}, dns 127.0.0.1:{dns_port}"
-                  f" (pid {proc.pid}), spooling to {home.spool}")
+    console.print(
+        f"1. sinkhole listening: http 127.0.0.1:{http_port}, dns 127.0.0.1:{dns_port}"
+        f" (pid {proc.pid}), spooling to {home.spool}"
+    )
     try:
-        result = asyncio.run(run_load("127.0.0.1", http_port, requests=requests, connections=32,
-                                      bots=3000, dns=("127.0.0.1", dns_port),
-                                      dns_queries=min(2000, requests // 10)))
+        result = asyncio.run(
+            run_load(
+                "127.0.0.1",
+                http_port,
+                requests=requests,
+                connections=32,
+                bots=3000,
+                dns=("127.0.0.1", dns_port),
+                dns_queries=min(2000, requests // 10),
+            )
+        )
     finally:
         stop_sinkhole(proc)
-    console.print(f"2. {result.sent:,} simulated check-ins from 3,000 bots; "
-                  f"{len(result.answered):,} answered after they were on disk "
-                  f"({len(result.answered) / max(result.elapsed, 1e-9):,.0f}/s), "
-                  f"{result.dns_answered:,} DNS queries answered")
+    console.print(
+        f"2. {result.sent:,} simulated check-ins from 3,000 bots; "
+        f"{len(result.answered):,} answered after they were on disk "
+        f"({len(result.answered) / max(result.elapsed, 1e-9):,.0f}/s), "
+        f"{result.dns_answered:,} DNS queries answered"
+    )
     report = lake.ingest(home)
     console.print(f"3. {report.summary()}")
     src = lake.events_sql(home)
@@ -76,35 +101,49 @@ def run_demo(home: Home, *, requests: int = 20000, console: Console | None = Non
     by_family = con.sql(
         f"SELECT malware.name AS family, extra.rule AS rule, count(*) AS events, "
         f"count(DISTINCT source.ip) AS unique_ips, count(DISTINCT extra.bot_id) AS bot_ids "
-        f"FROM {src} GROUP BY ALL ORDER BY events DESC").to_arrow_table()
+        f"FROM {src} GROUP BY ALL ORDER BY events DESC"
+    ).to_arrow_table()
     by_hour = con.sql(
         f"SELECT strftime(date_trunc('hour', \"time\".source), '%Y-%m-%d %H:00') AS hour_utc, "
         f"protocol.application AS app, count(*) AS events, count(DISTINCT source.ip) AS ips "
-        f"FROM {src} GROUP BY ALL ORDER BY ALL").to_arrow_table()
+        f"FROM {src} GROUP BY ALL ORDER BY ALL"
+    ).to_arrow_table()
     con.close()
     console.print("4. what the sinkhole caught:")
     render(by_family, Format.table, title="By family", console=console)
     render(by_hour, Format.table, title="By hour (UTC)", console=console)
     sample = lake.query_events(home, family="rustock", limit=5)
-    render(sample, Format.table, title="Latest Rustock check-ins", console=console,
-           columns=["time.source", "source.ip", "destination.fqdn", "extra.http.method",
-                    "extra.http.target", "extra.body.size"])
+    render(
+        sample,
+        Format.table,
+        title="Latest Rustock check-ins",
+        console=console,
+        columns=[
+            "time.source",
+            "source.ip",
+            "destination.fqdn",
+            "extra.http.method",
+            "extra.http.target",
+            "extra.body.size",
+        ],
+    )
     summary = Path(home.root) / "demo-summary.md"
     summary.write_text(
         "# takedown demo\n\n"
         + f"Check-ins answered: {len(result.answered):,}\n\n## By family\n\n"
-        + _markdown(by_family) + "\n## By hour (UTC)\n\n" + _markdown(by_hour))
-    console.print(f"\nLook further: `takedown --home {home.root} events --family rustock`, "
-                  f"`takedown --home {home.root} status`; summary in {summary}")
+        + _markdown(by_family)
+        + "\n## By hour (UTC)\n\n"
+        + _markdown(by_hour)
+    )
+    console.print(
+        f"\nLook further: `takedown --home {home.root} events --family rustock`, "
+        f"`takedown --home {home.root} status`; summary in {summary}"
+    )
 
 
-def _markdown(table: object) -> str:
-    import pyarrow as pa
-
-    assert isinstance(table, pa.Table)
+def _markdown(table: pa.Table) -> str:
     names = table.schema.names
     lines = ["| " + " | ".join(names) + " |", "|" + " --- |" * len(names)]
     for row in table.to_pylist():
-        lines.append("| " + " | ".join("" if row[n] is None else str(row[n]) for n in names)
-                     + " |")
+        lines.append("| " + " | ".join("" if row[n] is None else str(row[n]) for n in names) + " |")
     return "\n".join(lines) + "\n"

@@ -8,7 +8,7 @@ import datetime as dt
 import io
 import json
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import pyarrow as pa
@@ -18,7 +18,7 @@ from rich.table import Table
 __all__ = ["Format", "render"]
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -45,8 +45,14 @@ def _rows(data: pa.Table | Sequence[dict[str, Any]]) -> tuple[list[str], list[di
     return columns, rows
 
 
-def render(data: pa.Table | Sequence[dict[str, Any]], fmt: Format, *, title: str | None = None,
-           columns: Sequence[str] | None = None, console: Console | None = None) -> str | None:
+def render(
+    data: pa.Table | Sequence[dict[str, Any]],
+    fmt: Format,
+    *,
+    title: str | None = None,
+    columns: Sequence[str] | None = None,
+    console: Console | None = None,
+) -> str | None:
     """Render rows; the table form prints to ``console`` and returns None, others return text."""
     names, rows = _rows(data)
     if columns is not None:
@@ -62,8 +68,7 @@ def render(data: pa.Table | Sequence[dict[str, Any]], fmt: Format, *, title: str
         return None
     if fmt is Format.csv:
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=names, extrasaction="ignore",
-                                lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=names, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({n: _plain(row.get(n)) for n in names})

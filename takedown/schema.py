@@ -147,7 +147,9 @@ def nest(table: pa.Table | pa.RecordBatch) -> pa.Table:
     for key, value in tree.items():
         if isinstance(value, Field):
             col = columns.get(key)
-            out_cols.append(_combine(col) if col is not None else pa.nulls(length, arrow_type(value)))
+            out_cols.append(
+                _combine(col) if col is not None else pa.nulls(length, arrow_type(value))
+            )
         else:
             out_cols.append(build(value, key + "."))
         out_names.append(key)
@@ -169,7 +171,7 @@ def flatten(table: pa.Table) -> pa.Table:
 
 def duckdb_ddl(table: str = "events") -> str:
     """CREATE TABLE statement for DuckDB with nested STRUCT columns."""
-    return f"CREATE TABLE {table} (\n{_ddl_body(_tree(FIELDS), 1, 'duckdb')}\n)"
+    return f"CREATE TABLE {table} (\n{_ddl_body(_tree(FIELDS))}\n)"
 
 
 def spark_ddl() -> str:
@@ -188,8 +190,8 @@ def _duck_type(node: dict[str, Any] | Field) -> str:
     return f"STRUCT({inner})"
 
 
-def _ddl_body(node: dict[str, Any], indent: int, _engine: str) -> str:
-    pad = "  " * indent
+def _ddl_body(node: dict[str, Any]) -> str:
+    pad = "  "
     return ",\n".join(f"{pad}{_quote(k)} {_duck_type(v)}" for k, v in node.items())
 
 
@@ -208,7 +210,7 @@ def doc_markdown() -> str:
     lines = [
         "# Event schema",
         "",
-        "Generated from `takedown/schema.py` by `takedown schema --format markdown`;",
+        "Generated from `takedown/schema.py` by `takedown schema`;",
         "do not edit by hand. Field names follow IntelMQ's harmonization. In the Parquet",
         "lake the dotted names are nested structs (`source.ip` reads naturally in DuckDB",
         "and Spark); in the spool, CSV and JSON output they stay flat, dotted.",

@@ -22,8 +22,12 @@ __all__ = ["FAMILIES", "LoadResult", "body_for", "check_loopback", "request_for"
 
 # name: (method, path, body size, user agent) — shapes written from the rules' public bases.
 FAMILIES: dict[str, tuple[str, str, int, str]] = {
-    "rustock": ("POST", "/login.php", 96,
-                "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1)"),
+    "rustock": (
+        "POST",
+        "/login.php",
+        96,
+        "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1)",
+    ),
     "gate": ("POST", "/panel/gate.php", 180, "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 6.1)"),
     "checkin": ("GET", "/c/check.php", 0, "Mozilla/5.0 (Windows NT 6.1; WOW64)"),
     "noise": ("GET", "/", 0, "Mozilla/5.0 (X11; Linux x86_64) curl-like scanner"),
@@ -42,8 +46,9 @@ def check_loopback(host: str) -> str:
         infos = socket.getaddrinfo(host, None)
         addr = ipaddress.ip_address(infos[0][4][0])
     if not addr.is_loopback:
-        raise NotLoopbackError(f"{host} is not a loopback address; the load generator only "
-                               "targets 127.0.0.0/8 or ::1")
+        raise NotLoopbackError(
+            f"{host} is not a loopback address; the load generator only targets 127.0.0.0/8 or ::1"
+        )
     return str(addr)
 
 
@@ -101,9 +106,17 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _client(host: str, port: int, ids: Callable[[], int | None], bots: int,
-                  mix: list[str], keep_alive: bool, result: LoadResult, rng: random.Random,
-                  deadline: float) -> None:
+async def _client(
+    host: str,
+    port: int,
+    ids: Callable[[], int | None],
+    bots: int,
+    mix: list[str],
+    keep_alive: bool,
+    result: LoadResult,
+    rng: random.Random,
+    deadline: float,
+) -> None:
     reader = writer = None
     bot, left = 0, 0
     while time.monotonic() < deadline:
@@ -121,13 +134,20 @@ async def _client(host: str, port: int, ids: Callable[[], int | None], bots: int
         try:
             if writer is None:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port, local_addr=(bot_address(bot), 0)), 5)
-            assert reader is not None
+                    asyncio.open_connection(host, port, local_addr=(bot_address(bot), 0)), 5
+                )
+            assert reader is not None and writer is not None
             writer.write(request_for(request_id, family, bot, keep_alive))
             result.sent += 1
             status = await asyncio.wait_for(_read_response(reader), 10)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
-                ValueError, IndexError):
+        except (
+            OSError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            TimeoutError,
+            ValueError,
+            IndexError,
+        ):
             result.errors += 1
             if writer is not None:
                 writer.close()
@@ -139,7 +159,7 @@ async def _client(host: str, port: int, ids: Callable[[], int | None], bots: int
             result.by_family[family] = result.by_family.get(family, 0) + 1
         else:
             result.refused += 1
-        if not keep_alive:
+        if not keep_alive and writer is not None:
             writer.close()
             reader = writer = None
     if writer is not None:
@@ -151,12 +171,12 @@ def dns_query(qid: int, name: str, qtype: int = 1) -> bytes:
     return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", qtype, 1)
 
 
-async def _dns_client(host: str, port: int, names: list[str], bots: int,
-                      result: LoadResult) -> None:
+async def _dns_client(
+    host: str, port: int, names: list[str], bots: int, result: LoadResult
+) -> None:
     loop = asyncio.get_running_loop()
     for i, name in enumerate(names):
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                             socket.SOCK_DGRAM)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
         try:
             if ":" not in host:
@@ -171,10 +191,21 @@ async def _dns_client(host: str, port: int, names: list[str], bots: int,
             sock.close()
 
 
-async def run_load(host: str, port: int, *, requests: int = 1000, connections: int = 16,
-                   bots: int = 500, mix: dict[str, float] | None = None, keep_alive: bool = True,
-                   duration: float = 600.0, seed: int = 1, first_id: int = 0,
-                   dns: tuple[str, int] | None = None, dns_queries: int = 0) -> LoadResult:
+async def run_load(
+    host: str,
+    port: int,
+    *,
+    requests: int = 1000,
+    connections: int = 16,
+    bots: int = 500,
+    mix: dict[str, float] | None = None,
+    keep_alive: bool = True,
+    duration: float = 600.0,
+    seed: int = 1,
+    first_id: int = 0,
+    dns: tuple[str, int] | None = None,
+    dns_queries: int = 0,
+) -> LoadResult:
     """Send ``requests`` check-ins over ``connections`` concurrent connections."""
     host = check_loopback(host)
     if dns is not None:
@@ -192,13 +223,24 @@ async def run_load(host: str, port: int, *, requests: int = 1000, connections: i
     start = time.monotonic()
     deadline = start + duration
     tasks = [
-        _client(host, port, next_id, bots, bag, keep_alive, result,
-                random.Random(rng.random()), deadline)
+        _client(
+            host,
+            port,
+            next_id,
+            bots,
+            bag,
+            keep_alive,
+            result,
+            random.Random(rng.random()),
+            deadline,
+        )
         for _ in range(connections)
     ]
     if dns is not None and dns_queries:
-        names = [f"{rng.choice(['cc', 'update', 'api'])}.{rng.choice(C2_HOSTS)}"
-                 for _ in range(dns_queries)]
+        names = [
+            f"{rng.choice(['cc', 'update', 'api'])}.{rng.choice(C2_HOSTS)}"
+            for _ in range(dns_queries)
+        ]
         tasks.append(_dns_client(dns[0], dns[1], names, bots, result))
     await asyncio.gather(*tasks)
     result.elapsed = time.monotonic() - start

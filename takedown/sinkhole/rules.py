@@ -30,8 +30,17 @@ BUILTIN_RULES = Path(__file__).parent / "rules"
 
 _HTTP_KEYS = {"method", "path", "query", "host", "user_agent", "body_size", "body_prefix"}
 _DNS_KEYS = {"qname", "qtype"}
-_META_KEYS = {"id", "malware", "basis", "confidence", "protocol", "bot_id", "description",
-              "taxonomy", "type"}
+_META_KEYS = {
+    "id",
+    "malware",
+    "basis",
+    "confidence",
+    "protocol",
+    "bot_id",
+    "description",
+    "taxonomy",
+    "type",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +149,14 @@ def _regex(source: str, rule_id: str, key: str, value: Any) -> re.Pattern[str]:
 def _parse_bot_id(source: str, rule_id: str, spec: Any) -> tuple[str, Any]:
     where = f"{source}: rule {rule_id!r}: bot_id"
     if not isinstance(spec, dict) or len(spec) != 1:
-        raise RuleError(f"{where} must be one of {{query=..}}, {{header=..}}, {{path=..}}, "
-                        "{body=[offset, length]}")
+        raise RuleError(
+            f"{where} must be one of {{query=..}}, {{header=..}}, {{path=..}}, "
+            "{body=[offset, length]}"
+        )
     ((kind, value),) = spec.items()
     if kind in ("query", "header"):
         names = [value] if isinstance(value, str) else value
-        if not (isinstance(names, list) and names
-                and all(isinstance(n, str) and n for n in names)):
+        if not (isinstance(names, list) and names and all(isinstance(n, str) and n for n in names)):
             raise RuleError(f"{where}.{kind} must be a name or a list of names")
         return kind, tuple(n.lower() for n in names) if kind == "header" else tuple(names)
     if kind == "path":
@@ -155,8 +165,12 @@ def _parse_bot_id(source: str, rule_id: str, spec: Any) -> tuple[str, Any]:
             raise RuleError(f"{where}.path needs a named group (?P<id>...)")
         return kind, pattern
     if kind == "body":
-        ok = (isinstance(value, list) and len(value) == 2
-              and all(isinstance(v, int) and v >= 0 for v in value) and value[1] > 0)
+        ok = (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int) and v >= 0 for v in value)
+            and value[1] > 0
+        )
         if not ok:
             raise RuleError(f"{where}.body must be [offset, length] with length > 0")
         return kind, (value[0], value[1])
@@ -183,8 +197,9 @@ def _parse_rule(source: str, index: int, raw: Any) -> Rule:
         raise RuleError(f"{source}: rule {rule_id!r}: protocol must be http or dns")
     wrong = (_DNS_KEYS if protocol == "http" else _HTTP_KEYS) & set(raw)
     if wrong:
-        raise RuleError(f"{source}: rule {rule_id!r}: {sorted(wrong)[0]!r} does not apply to "
-                        f"{protocol}")
+        raise RuleError(
+            f"{source}: rule {rule_id!r}: {sorted(wrong)[0]!r} does not apply to {protocol}"
+        )
     kwargs: dict[str, Any] = {}
     for key in ("path", "query", "host", "user_agent", "qname"):
         if key in raw:
@@ -195,8 +210,12 @@ def _parse_rule(source: str, index: int, raw: Any) -> Rule:
         kwargs["qtype"] = str(raw["qtype"]).upper()
     if "body_size" in raw:
         bs = raw["body_size"]
-        if not (isinstance(bs, list) and len(bs) == 2 and all(isinstance(v, int) for v in bs)
-                and 0 <= bs[0] <= bs[1]):
+        if not (
+            isinstance(bs, list)
+            and len(bs) == 2
+            and all(isinstance(v, int) for v in bs)
+            and 0 <= bs[0] <= bs[1]
+        ):
             raise RuleError(f"{source}: rule {rule_id!r}: body_size must be [min, max]")
         kwargs["body_size"] = (bs[0], bs[1])
     if "body_prefix" in raw:
@@ -211,8 +230,15 @@ def _parse_rule(source: str, index: int, raw: Any) -> Rule:
     for key in ("taxonomy", "type"):
         if key in raw:
             kwargs[key] = str(raw[key])
-    return Rule(id=rule_id, malware=raw["malware"].lower(), protocol=protocol,
-                confidence=confidence, basis=raw["basis"], source=source, **kwargs)
+    return Rule(
+        id=rule_id,
+        malware=raw["malware"].lower(),
+        protocol=protocol,
+        confidence=confidence,
+        basis=raw["basis"],
+        source=source,
+        **kwargs,
+    )
 
 
 def parse_rules(text: str, source: str) -> list[Rule]:

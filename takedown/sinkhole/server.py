@@ -47,9 +47,16 @@ __all__ = ["parse_listen", "serve"]
 
 log = logging.getLogger(__name__)
 
-_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found",
-            408: "Request Timeout", 413: "Content Too Large",
-            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
 
 
 def parse_listen(value: str, what: str) -> tuple[str, int]:
@@ -171,15 +178,19 @@ class Worker:
         self.sensor = Sensor(
             name=f"{socket.gethostname()}-w{index}",
             provider=settings.feed_provider,
-            headers_kept=tuple(h.strip().lower() for h in settings.headers_kept.split(",")
-                               if h.strip()),
+            headers_kept=tuple(
+                h.strip().lower() for h in settings.headers_kept.split(",") if h.strip()
+            ),
         )
         folders = [self.home.rules]
         if settings.rules_dir:
             folders.insert(0, Path(settings.rules_dir))
         self.rules = RuleSet([*folders, BUILTIN_RULES])
-        self.responses = Responses(settings.response_status, settings.response_body.encode(),
-                                   settings.response_content_type)
+        self.responses = Responses(
+            settings.response_status,
+            settings.response_body.encode(),
+            settings.response_content_type,
+        )
         self.responses.tick()
         self.connections: set[HttpConnection] = set()
         self.commit: GroupCommit | None = None
@@ -190,13 +201,18 @@ class Worker:
     # -- HTTP ---------------------------------------------------------------------------------
     def new_reader(self) -> HttpRequestReader:
         s = self.settings
-        return HttpRequestReader(raw_bytes=s.raw_bytes, max_header_bytes=s.max_header_bytes,
-                                 max_body_bytes=s.max_body_bytes)
+        return HttpRequestReader(
+            raw_bytes=s.raw_bytes,
+            max_header_bytes=s.max_header_bytes,
+            max_body_bytes=s.max_body_bytes,
+        )
 
     async def run(self, ready: Callable[[dict[str, Any]], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
         writer = SpoolWriter(
-            self.home.spool / self.sensor.name, self.sensor.name, SPOOL_SCHEMA,
+            self.home.spool / self.sensor.name,
+            self.sensor.name,
+            SPOOL_SCHEMA,
             segment_max_bytes=self.settings.segment_max_bytes,
             segment_max_age=self.settings.segment_max_age,
         )
@@ -213,27 +229,38 @@ class Worker:
         try:
             host, port = parse_listen(self.settings.http_listen, "--http")
             http = await loop.create_server(
-                lambda: HttpConnection(self), host, port, reuse_port=True, backlog=4096)
+                lambda: HttpConnection(self), host, port, reuse_port=True, backlog=4096
+            )
             servers.append(http)
             info["http"] = list(http.sockets[0].getsockname()[:2])
             if self.settings.dns_listen:
                 dhost, dport = parse_listen(self.settings.dns_listen, "--dns")
                 answer_v4 = self.settings.dns_answer_ipv4 or (host if ":" not in host else "")
                 self.dns_policy = dns.DnsPolicy.build(
-                    self.settings.dns_zones.split(","), answer_v4 or None,
-                    self.settings.dns_answer_ipv6 or None, self.settings.dns_ttl)
+                    self.settings.dns_zones.split(","),
+                    answer_v4 or None,
+                    self.settings.dns_answer_ipv6 or None,
+                    self.settings.dns_ttl,
+                )
                 udp, _ = await loop.create_datagram_endpoint(
-                    lambda: DnsUdp(self), local_addr=(dhost, dport), reuse_port=True)
+                    lambda: DnsUdp(self), local_addr=(dhost, dport), reuse_port=True
+                )
                 transports.append(udp)
                 info["dns"] = list(udp.get_extra_info("sockname")[:2])
-                tcp = await loop.create_server(lambda: DnsTcp(self), dhost, info["dns"][1],
-                                               reuse_port=True)
+                tcp = await loop.create_server(
+                    lambda: DnsTcp(self), dhost, info["dns"][1], reuse_port=True
+                )
                 servers.append(tcp)
         except OSError as exc:
             self.commit.close()
             raise ConfigError(f"cannot listen: {exc.strerror} ({exc.filename or ''})") from None
-        log.info("sinkhole %s listening: http %s dns %s; %d rules", self.sensor.name,
-                 info.get("http"), info.get("dns", "off"), len(self.rules.rules))
+        log.info(
+            "sinkhole %s listening: http %s dns %s; %d rules",
+            self.sensor.name,
+            info.get("http"),
+            info.get("dns", "off"),
+            len(self.rules.rules),
+        )
         if ready is not None:
             ready(info)
         sweeper = asyncio.create_task(self._sweep())
@@ -251,8 +278,12 @@ class Worker:
         for conn in list(self.connections):
             conn.close()
         self.commit.close()
-        log.info("sinkhole %s stopped: %d events spooled, %d refused (spool not writable)",
-                 self.sensor.name, self.commit.committed, self.commit.failed)
+        log.info(
+            "sinkhole %s stopped: %d events spooled, %d refused (spool not writable)",
+            self.sensor.name,
+            self.commit.committed,
+            self.commit.failed,
+        )
 
     async def _sweep(self) -> None:
         assert self.commit is not None
@@ -291,8 +322,9 @@ class HttpConnection(asyncio.Protocol):
         if len(w.connections) >= w.settings.max_connections:
             w.refused_connections += 1
             if w.refused_connections % 1000 == 1:
-                log.warning("connection cap %d reached; closing new connections",
-                            w.settings.max_connections)
+                log.warning(
+                    "connection cap %d reached; closing new connections", w.settings.max_connections
+                )
             transport.abort()
             return
         self.transport = transport
@@ -320,8 +352,11 @@ class HttpConnection(asyncio.Protocol):
                 self.request_started = now
         else:
             self.request_started = None
-        if (len(self.pending) > self.worker.settings.max_pipeline and not self.paused
-                and self.transport is not None):
+        if (
+            len(self.pending) > self.worker.settings.max_pipeline
+            and not self.paused
+            and self.transport is not None
+        ):
             self.paused = True
             self.transport.pause_reading()
 
@@ -330,8 +365,15 @@ class HttpConnection(asyncio.Protocol):
         assert w.commit is not None
         status = req.status or w.settings.response_status
         match = None if req.error else classify(w.rules, req)
-        row = http_row(req, match, now_us=time.time_ns() // 1000, peer=self.peer,
-                       local=self.local, sensor=w.sensor, status=status)
+        row = http_row(
+            req,
+            match,
+            now_us=time.time_ns() // 1000,
+            peer=self.peer,
+            local=self.local,
+            sensor=w.sensor,
+            status=status,
+        )
         keep = req.keep_alive and req.error is None
         self.pending.append((status, keep, req.method == "HEAD"))
         if not keep:
@@ -378,8 +420,9 @@ class HttpConnection(asyncio.Protocol):
 
 
 # -- DNS -------------------------------------------------------------------------------------
-def _dns_decide(worker: Worker, packet: bytes, peer: tuple[str, int], local: tuple[str, int],
-                transport: str) -> tuple[tuple[Any, ...], bytes | None, bytes | None]:
+def _dns_decide(
+    worker: Worker, packet: bytes, peer: tuple[str, int], local: tuple[str, int], transport: str
+) -> tuple[tuple[Any, ...], bytes | None, bytes | None]:
     """(row, answer, answer-if-spool-fails) for one query packet."""
     assert worker.dns_policy is not None
     now_us = time.time_ns() // 1000
@@ -387,14 +430,34 @@ def _dns_decide(worker: Worker, packet: bytes, peer: tuple[str, int], local: tup
         query = dns.parse_query(packet)
     except dns.DnsError as exc:
         reply = dns.error_response(exc)
-        row = dns_row(None, None, "FORMERR" if reply else "DROPPED", None, packet, now_us=now_us,
-                      peer=peer, local=local, transport=transport, sensor=worker.sensor,
-                      error=str(exc))
+        row = dns_row(
+            None,
+            None,
+            "FORMERR" if reply else "DROPPED",
+            None,
+            packet,
+            now_us=now_us,
+            peer=peer,
+            local=local,
+            transport=transport,
+            sensor=worker.sensor,
+            error=str(exc),
+        )
         return row, reply, None
     reply, rcode = dns.answer(query, worker.dns_policy)
     match = worker.rules.classify_dns(query.qname, query.qtype_name)
-    row = dns_row(query.qname, query.qtype_name, rcode, match, packet, now_us=now_us, peer=peer,
-                  local=local, transport=transport, sensor=worker.sensor)
+    row = dns_row(
+        query.qname,
+        query.qtype_name,
+        rcode,
+        match,
+        packet,
+        now_us=now_us,
+        peer=peer,
+        local=local,
+        transport=transport,
+        sensor=worker.sensor,
+    )
     return row, reply, dns.servfail(query)
 
 
@@ -505,13 +568,17 @@ def serve(settings: Settings) -> None:
         dhost, dport = parse_listen(settings.dns_listen, "--dns")
         if dport == 0:
             settings = settings.replace(
-                dns_listen=f"{dhost}:{_free_port(dhost, socket.SOCK_DGRAM)}")
+                dns_listen=f"{dhost}:{_free_port(dhost, socket.SOCK_DGRAM)}"
+            )
     ctx = multiprocessing.get_context("fork")
     procs: dict[int, multiprocessing.process.BaseProcess] = {}
 
     def start(i: int) -> None:
-        p = ctx.Process(target=_run_worker, args=(settings, i, run_dir / f"sinkhole-w{i}.json"),
-                        name=f"sinkhole-w{i}")
+        p = ctx.Process(
+            target=_run_worker,
+            args=(settings, i, run_dir / f"sinkhole-w{i}.json"),
+            name=f"sinkhole-w{i}",
+        )
         p.start()
         procs[i] = p
 
