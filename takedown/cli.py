@@ -130,6 +130,9 @@ def sinkhole_serve(
     if rules is not None:
         changes["rules_dir"] = str(rules)
     settings = state.settings.replace(**changes)
+    server.parse_listen(settings.http_listen, "--http")
+    if settings.dns_listen:
+        server.parse_listen(settings.dns_listen, "--dns")
     if settings.dns_listen and not settings.dns_zones:
         raise TakedownError("--dns needs at least one --zone to answer for (or TAKEDOWN_DNS_ZONES)")
     server.serve(settings)
@@ -364,7 +367,8 @@ def main() -> None:
     try:
         app()
     except TakedownError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        # Plain write: one line however narrow the terminal (rich would wrap it).
+        sys.stderr.write(f"error: {exc}\n")
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

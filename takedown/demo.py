@@ -26,7 +26,11 @@ __all__ = ["run_demo", "start_sinkhole", "stop_sinkhole"]
 
 
 def start_sinkhole(
-    home: Home, *extra: str, timeout: float = 20.0, env: dict[str, str] | None = None
+    home: Home,
+    *extra: str,
+    timeout: float = 20.0,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start `takedown sinkhole serve` on free loopback ports; wait until it listens."""
     home.ensure()
@@ -44,7 +48,12 @@ def start_sinkhole(
         "127.0.0.1:0",
         *extra,
     ]
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})})
+    stderr = open(log, "ab") if log is not None else None  # noqa: SIM115 (child keeps it)
+    try:
+        proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stderr=stderr)
+    finally:
+        if stderr is not None:
+            stderr.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ready.exists():
@@ -66,13 +75,26 @@ def run_demo(home: Home, *, requests: int = 20000, console: Console | None = Non
     console.rule("[bold]takedown demo: sinkholing a Rustock-like botnet on loopback")
     console.print("All names and addresses here are fictional; traffic stays on 127.0.0.0/8.")
     zones = ",".join(C2_HOSTS)
+    home.ensure()
+    # A user rule, as an analyst would add one: look-ups of the C2 names are Rustock's too.
+    (home.rules / "demo-rustock-dns.toml").write_text(
+        "# Written by `takedown demo`: the demo's (fictional) Rustock C2 names.\n"
+        "[[rule]]\nid = 'demo.rustock-c2-lookup'\nmalware = 'rustock'\nconfidence = 60\n"
+        "basis = 'The C2 host names hard-coded in the (simulated) Rustock samples.'\n"
+        f"qname = '(^|\\.)({'|'.join(h.replace('.', '[.]') for h in C2_HOSTS)})$'\n"
+    )
+    log = home.run / "sinkhole.log"
     proc, info = start_sinkhole(
-        home, "--dns", "127.0.0.1:0", *[a for z in zones.split(",") for a in ("--zone", z)]
+        home,
+        "--dns",
+        "127.0.0.1:0",
+        *[a for z in zones.split(",") for a in ("--zone", z)],
+        log=log,
     )
     http_port, dns_port = info["http"][1], info["dns"][1]
     console.print(
         f"1. sinkhole listening: http 127.0.0.1:{http_port}, dns 127.0.0.1:{dns_port}"
-        f" (pid {proc.pid}), spooling to {home.spool}"
+        f" (pid {proc.pid}), spooling to {home.spool}, log in {log}"
     )
     try:
         result = asyncio.run(

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from takedown.errors import TakedownError
+
 __all__ = ["FAMILIES", "LoadResult", "body_for", "check_loopback", "request_for", "run_load"]
 
 # name: (method, path, body size, user agent) — shapes written from the rules' public bases.
@@ -35,7 +37,7 @@ FAMILIES: dict[str, tuple[str, str, int, str]] = {
 C2_HOSTS = ("onlinescannow.example", "guardandprotector.example", "piecefordesktop.example")
 
 
-class NotLoopbackError(ValueError):
+class NotLoopbackError(TakedownError, ValueError):
     """The target is not a loopback address: the generator never sends traffic elsewhere."""
 
 
