@@ -62,8 +62,8 @@ def body_for(request_id: int, size: int) -> bytes:
 
 def bot_address(bot: int) -> str:
     """Bot n's own loopback source address: 127.1.0.1 upwards."""
-    n = bot + 1
-    return f"127.{1 + (n >> 16) % 254}.{(n >> 8) & 255}.{n & 255 or 1}"
+    last, rest = 1 + bot % 254, bot // 254  # never .0 or .255
+    return f"127.{1 + (rest // 256) % 254}.{rest % 256}.{last}"
 
 
 def request_for(request_id: int, family: str, bot: int, keep_alive: bool) -> bytes:
