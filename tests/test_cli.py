@@ -13,13 +13,32 @@ runner = CliRunner()
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "takedown", *args], capture_output=True,
-                          text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "takedown", *args],
+        capture_output=True,
+        check=False,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("cmd", [[], ["sinkhole"], ["sinkhole", "serve"], ["ingest"],
-                                 ["events"], ["status"], ["schema"], ["settings"], ["loadgen"],
-                                 ["demo"], ["sinkhole", "rules"]])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        [],
+        ["sinkhole"],
+        ["sinkhole", "serve"],
+        ["ingest"],
+        ["events"],
+        ["status"],
+        ["schema"],
+        ["settings"],
+        ["loadgen"],
+        ["demo"],
+        ["sinkhole", "rules"],
+    ],
+)
 def test_every_command_has_help(cmd):
     result = runner.invoke(app, [*cmd, "--help"])
     assert result.exit_code == 0, result.output
@@ -59,7 +78,8 @@ def test_user_errors_are_one_line_exit_2(tmp_path):
     r = run("--home", str(tmp_path), "status", env=env)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
-        "error: environment TAKEDOWN_WORKERS: setting 'workers' wants int, got 'many'"]
+        "error: environment TAKEDOWN_WORKERS: setting 'workers' wants int, got 'many'"
+    ]
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "bad.toml").write_text("[[rule]]\nid='x'\n")
     r = run("--home", str(tmp_path), "sinkhole", "rules")
@@ -89,8 +109,9 @@ def test_demo_end_to_end(tmp_path):
     assert "ingested" in r.stdout
     summary = (tmp_path / "demo-summary.md").read_text()
     assert "| rustock |" in summary
-    events = run("--home", str(tmp_path), "events", "--family", "rustock", "--limit", "0",
-                 "-f", "ndjson")
+    events = run(
+        "--home", str(tmp_path), "events", "--family", "rustock", "--limit", "0", "-f", "ndjson"
+    )
     rows = [json.loads(line) for line in events.stdout.splitlines()]
     assert rows and all(r["malware.name"] == "rustock" for r in rows)
     assert all(r["source.ip"].startswith("127.") for r in rows)

@@ -38,10 +38,10 @@ def test_bad_values_name_where_they_came_from(tmp_path):
     with pytest.raises(ConfigError, match="TAKEDOWN_WORKERS"):
         config.load_settings(env={"TAKEDOWN_WORKERS": "many"}, home=tmp_path)
     (tmp_path / "config.toml").write_text("nonsense = 1\n")
-    with pytest.raises(ConfigError, match="unknown setting 'nonsense'"):
+    with pytest.raises(ConfigError, match=r"unknown setting .nonsense."):
         config.load_settings(env={}, home=tmp_path)
     (tmp_path / "config.toml").write_text("workers = [\n")
-    with pytest.raises(ConfigError, match="config.toml"):
+    with pytest.raises(ConfigError, match=r"config\.toml"):
         config.load_settings(env={}, home=tmp_path)
 
 

@@ -16,12 +16,26 @@ DAY2 = int(dt.datetime(2011, 3, 17, 0, 1, tzinfo=dt.UTC).timestamp() * 1e6)
 
 
 def row(i, when, family="rustock"):
-    req = ParsedRequest(method="POST", target=f"/login.php?lg={i}", version="1.1",
-                        headers={"host": "c2.example", "user-agent": "ua"}, body_size=96,
-                        body_sha256="00" * 32, body_prefix=b"\x01" * 96, keep_alive=True)
+    req = ParsedRequest(
+        method="POST",
+        target=f"/login.php?lg={i}",
+        version="1.1",
+        headers={"host": "c2.example", "user-agent": "ua"},
+        body_size=96,
+        body_sha256="00" * 32,
+        body_prefix=b"\x01" * 96,
+        keep_alive=True,
+    )
     match = Match(family, f"{family}.rule", None, "malicious-code", "infected-system")
-    return http_row(req, match, now_us=when, peer=(f"198.51.100.{i % 250}", 1000 + i),
-                    local=("127.0.0.1", 80), sensor=SENSOR, status=200)
+    return http_row(
+        req,
+        match,
+        now_us=when,
+        peer=(f"198.51.100.{i % 250}", 1000 + i),
+        local=("127.0.0.1", 80),
+        sensor=SENSOR,
+        status=200,
+    )
 
 
 def fill(home, sensor, batches):
@@ -97,8 +111,7 @@ def test_query_filters(tmp_path):
     assert lake.query_events(home, ip="198.51.100.2").num_rows == 1
     assert lake.query_events(home, application="dns").num_rows == 0
     newest = lake.query_events(home, limit=2)
-    assert newest.column("extra.http.target").to_pylist() == ["/login.php?lg=2",
-                                                              "/login.php?lg=3"]
+    assert newest.column("extra.http.target").to_pylist() == ["/login.php?lg=2", "/login.php?lg=3"]
     assert "source.ip" in newest.schema.names
 
 

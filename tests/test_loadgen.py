@@ -22,8 +22,10 @@ def test_refuses_anything_but_loopback():
 def test_bodies_and_bot_addresses_are_deterministic_and_loopback():
     assert loadgen.body_for(7, 96) == loadgen.body_for(7, 96)
     assert len(loadgen.body_for(7, 96)) == 96
-    assert hashlib.sha256(loadgen.body_for(7, 96)).hexdigest() != hashlib.sha256(
-        loadgen.body_for(8, 96)).hexdigest()
+    assert (
+        hashlib.sha256(loadgen.body_for(7, 96)).hexdigest()
+        != hashlib.sha256(loadgen.body_for(8, 96)).hexdigest()
+    )
     addrs = {loadgen.bot_address(i) for i in range(5000)}
     assert len(addrs) == 5000
     assert all(loadgen.check_loopback(a) for a in list(addrs)[:50])
@@ -41,8 +43,9 @@ def test_request_shapes():
 def test_against_a_real_sinkhole_every_answer_is_remembered(tmp_path):
     proc, info = start_sinkhole(Home(tmp_path))
     try:
-        result = asyncio.run(loadgen.run_load("127.0.0.1", info["http"][1], requests=300,
-                                              connections=8, bots=50))
+        result = asyncio.run(
+            loadgen.run_load("127.0.0.1", info["http"][1], requests=300, connections=8, bots=50)
+        )
     finally:
         stop_sinkhole(proc)
     assert result.answered == set(range(300))

@@ -9,8 +9,12 @@ from rich.console import Console
 from takedown.output import Format, render
 
 ROWS = [
-    {"ip": "198.51.100.7", "n": 12345, "when": dt.datetime(2011, 3, 16, tzinfo=dt.UTC),
-     "raw": b"\x00\xff"},
+    {
+        "ip": "198.51.100.7",
+        "n": 12345,
+        "when": dt.datetime(2011, 3, 16, tzinfo=dt.UTC),
+        "raw": b"\x00\xff",
+    },
     {"ip": "2001:db8::1", "n": None, "extra": "only here"},
 ]
 

@@ -8,8 +8,16 @@ from takedown.sinkhole.rules import BUILTIN_RULES, HttpFacts, RuleSet, load_rule
 
 
 def facts(**kw):
-    base = dict(method="GET", path="/", query="", host="", user_agent="", headers={},
-                body_size=0, body_prefix=b"")
+    base = dict(
+        method="GET",
+        path="/",
+        query="",
+        host="",
+        user_agent="",
+        headers={},
+        body_size=0,
+        body_prefix=b"",
+    )
     base.update(kw)
     return HttpFacts(**base)
 
@@ -28,11 +36,14 @@ def test_rustock_rule_needs_post_login_php_and_96_bytes():
     hit = rs.classify_http(facts(method="POST", path="/login.php", body_size=96))
     assert (hit.malware, hit.rule) == ("rustock", "rustock.c2-login")
     assert rs.classify_http(facts(method="POST", path="/login.php", body_size=95)).malware == (
-        "unknown")
+        "unknown"
+    )
     assert rs.classify_http(facts(method="GET", path="/login.php", body_size=96)).malware == (
-        "unknown")
+        "unknown"
+    )
     assert rs.classify_http(facts(method="POST", path="/xlogin.php", body_size=96)).malware == (
-        "unknown")
+        "unknown"
+    )
 
 
 def test_bot_id_from_query_header_path_and_body(tmp_path):
@@ -104,10 +115,14 @@ qname = '(^|\\.)onlinescannow\\.example$'
         ("[[rule]]\nid='a'\nmalware='x'\nbasis='b'\nconfidence=1\ncolour='red'\n", "unknown field"),
         ("[[rule]]\nid='a'\nmalware='x'\nbasis='b'\nconfidence=1\nbody_size=[5,1]\n", "body_size"),
         ("[[rule]]\nid='a'\nmalware='x'\nbasis='b'\nconfidence=1\nbody_prefix='zz'\n", "hex"),
-        ("[[rule]]\nid='a'\nmalware='x'\nbasis='b'\nconfidence=1\nqname='a'\nmethod='GET'\n",
-         "does not apply"),
-        ("[[rule]]\nid='a'\nmalware='x'\nbasis='b'\nconfidence=1\nbot_id={path='x'}\n",
-         "named group"),
+        (
+            "[[rule]]\nid='a'\nmalware='x'\nbasis='b'\nconfidence=1\nqname='a'\nmethod='GET'\n",
+            "does not apply",
+        ),
+        (
+            "[[rule]]\nid='a'\nmalware='x'\nbasis='b'\nconfidence=1\nbot_id={path='x'}\n",
+            "named group",
+        ),
         ("rule = [", "not valid TOML"),
     ],
 )

@@ -20,9 +20,18 @@ def test_every_field_is_described_and_typed():
         assert f.description.endswith("."), f.name
         assert schema.arrow_type(f) is not None
     # IntelMQ harmonization names the architecture page promises.
-    for required in ("time.source", "time.observation", "source.ip", "source.asn",
-                     "source.geolocation.cc", "destination.fqdn", "malware.name",
-                     "classification.taxonomy", "feed.name", "raw"):
+    for required in (
+        "time.source",
+        "time.observation",
+        "source.ip",
+        "source.asn",
+        "source.geolocation.cc",
+        "destination.fqdn",
+        "malware.name",
+        "classification.taxonomy",
+        "feed.name",
+        "raw",
+    ):
         assert required in names
 
 

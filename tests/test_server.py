@@ -70,8 +70,10 @@ def closed_by_peer(sock, wait=5.0):
 
 
 def post(path, body, extra=""):
-    return (f"POST {path} HTTP/1.1\r\nHost: c2.example:80\r\nUser-Agent: t\r\n{extra}"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: c2.example:80\r\nUser-Agent: t\r\n{extra}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def test_keep_alive_and_pipelining(sinkhole):
@@ -89,9 +91,11 @@ def test_keep_alive_and_pipelining(sinkhole):
 def test_chunked_body_and_connection_close(sinkhole):
     _, _, info = sinkhole
     with connect(info) as s:
-        s.sendall(b"POST /gate.php?t=chunked HTTP/1.1\r\nHost: c2.example\r\n"
-                  b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                  b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        s.sendall(
+            b"POST /gate.php?t=chunked HTTP/1.1\r\nHost: c2.example\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        )
         (resp,), _ = read_responses(s, 1)
         assert resp[0] == 200 and resp[1][b"Connection"] == b"close"
         assert closed_by_peer(s)
@@ -176,7 +180,8 @@ def test_rules_reload_without_restart(sinkhole):
     home, _, info = sinkhole
     (home.rules / "local.toml").write_text(
         "[[rule]]\nid = 'local.beacon'\nmalware = 'testbot'\nbasis = 'test'\n"
-        "confidence = 60\npath = '^/beacon$'\n")
+        "confidence = 60\npath = '^/beacon$'\n"
+    )
     time.sleep(3.5)  # the worker polls rule files every 2 s
     with connect(info) as s:
         s.sendall(b"GET /beacon HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -195,7 +200,8 @@ def test_zz_sigterm_flushes_and_every_request_is_an_event(sinkhole):
     rows = con.sql(
         f"SELECT extra.http.target AS t, extra.http.status AS st, malware.name AS m, "
         f"destination.fqdn AS host, extra.body.size AS size, extra.error AS e, "
-        f"extra.dns.rcode AS rcode, protocol.transport AS tr FROM {src}").fetchall()
+        f"extra.dns.rcode AS rcode, protocol.transport AS tr FROM {src}"
+    ).fetchall()
     by_target = {r[0]: r for r in rows if r[0]}
     assert by_target["/login.php?t=ka1"][2] == "rustock"
     assert by_target["/login.php?t=ka1"][3] == "c2.example"
@@ -205,8 +211,11 @@ def test_zz_sigterm_flushes_and_every_request_is_an_event(sinkhole):
     assert by_target["/beacon"][2] == "testbot"
     assert "/slowloris" not in by_target  # a half request is not an event
     dns = [r for r in rows if r[6]]
-    assert {(r[6], r[7]) for r in dns} >= {("NOERROR", "udp"), ("REFUSED", "udp"),
-                                          ("NOERROR", "tcp")}
+    assert {(r[6], r[7]) for r in dns} >= {
+        ("NOERROR", "udp"),
+        ("REFUSED", "udp"),
+        ("NOERROR", "tcp"),
+    }
     assert any(r[5] and "malformed" in r[5] for r in rows)
 
 
@@ -216,8 +225,21 @@ def test_two_workers_share_the_port_each_with_its_own_spool(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "takedown", "--home", str(tmp_path),
-                             "sinkhole", "serve", "--http", "127.0.0.1:0", "--workers", "2"])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "takedown",
+            "--home",
+            str(tmp_path),
+            "sinkhole",
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+        ]
+    )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and len(list(home.run.glob("sinkhole-w*.json"))) < 2:

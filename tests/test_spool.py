@@ -89,7 +89,7 @@ def test_preallocated_tail_of_zeros_is_not_torn(tmp_path):
 
 
 def test_corrupt_middle_block_is_skipped_later_blocks_kept(tmp_path):
-    w, path = write_segment(tmp_path, [2, 2, 2])
+    w, _ = write_segment(tmp_path, [2, 2, 2])
     w.close()
     (seg,) = spool.closed_segments(tmp_path)
     data = bytearray(seg.read_bytes())
@@ -136,8 +136,10 @@ def _segment_bytes(block_sizes):
     for size in block_sizes:
         batch = spool.rows_to_batch(rows(n, size), SCHEMA)
         payload = batch.serialize().to_pybytes()
-        out += struct.pack("<IIII", spool.BLOCK_MAGIC, len(payload), spool._crc(size, payload),
-                           size) + payload
+        out += (
+            struct.pack("<IIII", spool.BLOCK_MAGIC, len(payload), spool._crc(size, payload), size)
+            + payload
+        )
         n += size
     return bytes(out), len(header)
 
