@@ -10,10 +10,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 __all__ = ["population_chart", "save", "top_networks_chart"]
 
@@ -31,6 +31,11 @@ def _thousands(x: float, _pos: int) -> str:
     return f"{x:.0f}"
 
 
+def _num(day: dt.date) -> float:
+    """Matplotlib's date number (days since its default epoch, 1970-01-01)."""
+    return float((day - dt.date(1970, 1, 1)).days)
+
+
 def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     """Write ``name``.png and ``name``.svg; returns both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -41,28 +46,49 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     return paths
 
 
-def population_chart(days: Sequence[dt.date], machines: Sequence[float],
-                     low: Sequence[float], high: Sequence[float], ips: Sequence[float], *,
-                     takedown: dt.date | None = None, truth: Sequence[float] | None = None,
-                     title: str = "Infected machines, estimated, and unique IPs") -> Figure:
+def population_chart(
+    days: Sequence[dt.date],
+    machines: Sequence[float],
+    low: Sequence[float],
+    high: Sequence[float],
+    ips: Sequence[float],
+    *,
+    takedown: dt.date | None = None,
+    truth: Sequence[float] | None = None,
+    title: str = "Infected machines, estimated, and unique IPs",
+) -> Figure:
     """Daily estimated machines with their interval, unique IPs, the takedown marked."""
     fig, ax = plt.subplots(figsize=(10, 4.8))
-    x = [dt.datetime.combine(d, dt.time()) for d in days]
-    ax.fill_between(x, low, high, color=_MACHINES, alpha=0.18, linewidth=0,
-                    label="machines, 90% interval")
+    x = [_num(d) for d in days]
+    ax.fill_between(
+        x, low, high, color=_MACHINES, alpha=0.18, linewidth=0, label="machines, 90% interval"
+    )
     ax.plot(x, machines, color=_MACHINES, linewidth=2, label="machines (estimated)")
     ax.plot(x, ips, color=_IPS, linewidth=1.5, linestyle="--", label="unique IPs (naive count)")
     if truth is not None:
-        ax.plot(x, truth, color=_TRUTH, linewidth=1.2, linestyle=":",
-                label="machines (simulator ground truth)")
+        ax.plot(
+            x,
+            truth,
+            color=_TRUTH,
+            linewidth=1.2,
+            linestyle=":",
+            label="machines (simulator ground truth)",
+        )
     if takedown is not None:
-        when = dt.datetime.combine(takedown, dt.time())
+        when = _num(takedown)
         ax.axvline(when, color=_INK, linewidth=1.2)
-        ax.annotate("takedown", xy=(when, 1.0), xycoords=("data", "axes fraction"),
-                    xytext=(4, -14), textcoords="offset points", color=_INK, fontsize=9)
+        ax.annotate(
+            "takedown",
+            xy=(when, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(4, -14),
+            textcoords="offset points",
+            color=_INK,
+            fontsize=9,
+        )
     ax.set_title(title, loc="left", fontsize=12, color=_INK)
     ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))  # type: ignore[no-untyped-call]
     ax.set_ylim(bottom=0)
     ax.grid(axis="y", alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
@@ -71,14 +97,16 @@ def population_chart(days: Sequence[dt.date], machines: Sequence[float],
     return fig
 
 
-def top_networks_chart(labels: Sequence[str], machines: Sequence[float],
-                       ips: Sequence[float], title: str) -> Figure:
+def top_networks_chart(
+    labels: Sequence[str], machines: Sequence[float], ips: Sequence[float], title: str
+) -> Figure:
     """Horizontal bars: estimated machines and unique IPs for the top networks."""
     n = len(labels)
     fig, ax = plt.subplots(figsize=(10, 0.42 * n + 1.4))
     ys = list(range(n))[::-1]
-    ax.barh([y + 0.2 for y in ys], machines, height=0.4, color=_MACHINES,
-            label="machines (estimated)")
+    ax.barh(
+        [y + 0.2 for y in ys], machines, height=0.4, color=_MACHINES, label="machines (estimated)"
+    )
     ax.barh([y - 0.2 for y in ys], ips, height=0.4, color=_IPS, alpha=0.7, label="unique IPs")
     ax.set_yticks(ys, labels, fontsize=8)
     ax.xaxis.set_major_formatter(FuncFormatter(_thousands))

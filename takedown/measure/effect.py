@@ -40,8 +40,9 @@ class Decay:
     r2: float
 
 
-def _mean_near(days: Sequence[dt.date], values: Sequence[float], at: dt.date,
-               span: int) -> tuple[dt.date, float]:
+def _mean_near(
+    days: Sequence[dt.date], values: Sequence[float], at: dt.date, span: int
+) -> tuple[dt.date, float]:
     """Mean of the values within ``span`` days up to ``at`` (or the nearest day present)."""
     picked = [v for d, v in zip(days, values, strict=True) if 0 <= (at - d).days < span]
     if picked:
@@ -50,8 +51,13 @@ def _mean_near(days: Sequence[dt.date], values: Sequence[float], at: dt.date,
     return days[nearest], float(values[nearest])
 
 
-def reduction(days: Sequence[dt.date], values: Sequence[float], since: dt.date,
-              until: dt.date | None = None, span: int = 1) -> Reduction:
+def reduction(
+    days: Sequence[dt.date],
+    values: Sequence[float],
+    since: dt.date,
+    until: dt.date | None = None,
+    span: int = 1,
+) -> Reduction:
     """Change from ``since`` to ``until`` (default: the last day), each a ``span``-day mean."""
     if not days:
         raise ValueError("empty series")
@@ -61,11 +67,15 @@ def reduction(days: Sequence[dt.date], values: Sequence[float], since: dt.date,
     return Reduction(start_day, start, end_day, end)
 
 
-def fit_decay(days: Sequence[dt.date], values: Sequence[float], takedown: dt.date,
-              level: float = 0.9) -> Decay | None:
+def fit_decay(
+    days: Sequence[dt.date], values: Sequence[float], takedown: dt.date, level: float = 0.9
+) -> Decay | None:
     """Exponential decay fitted to the values from the takedown day on; None if < 3 days."""
-    pts = [((d - takedown).days, v) for d, v in zip(days, values, strict=True)
-           if d >= takedown and v > 0]
+    pts = [
+        ((d - takedown).days, v)
+        for d, v in zip(days, values, strict=True)
+        if d >= takedown and v > 0
+    ]
     if len(pts) < 3:
         return None
     t = np.array([p[0] for p in pts], dtype=float)

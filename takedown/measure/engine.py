@@ -34,6 +34,10 @@ class Engine(Protocol):
         """Run one DuckDB-dialect query over ``events`` (and small Arrow ``views``)."""
         ...
 
+    def materialize(self, name: str, sql: str) -> None:
+        """Compute a query once and keep it as a table ``name`` for the following queries."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -44,8 +48,9 @@ class DuckDBEngine:
 
     def __init__(self, home: Home, threads: int | None = None) -> None:
         if not has_events(home):
-            raise TakedownError(f"no events in {home.events}: run `takedown ingest` or "
-                                "`takedown simulate` first")
+            raise TakedownError(
+                f"no events in {home.events}: run `takedown ingest` or `takedown simulate` first"
+            )
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
         if threads:
@@ -60,6 +65,9 @@ class DuckDBEngine:
         finally:
             for name in views or {}:
                 self.con.unregister(name)
+
+    def materialize(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
 
     def close(self) -> None:
         self.con.close()
@@ -76,8 +84,9 @@ class SparkEngine:
 
     def __init__(self, home: Home, master: str | None = None) -> None:
         if not has_events(home):
-            raise TakedownError(f"no events in {home.events}: run `takedown ingest` or "
-                                "`takedown simulate` first")
+            raise TakedownError(
+                f"no events in {home.events}: run `takedown ingest` or `takedown simulate` first"
+            )
         try:
             from pyspark.sql import SparkSession
         except ImportError:  # pragma: no cover - pyspark is a pinned dependency
@@ -88,20 +97,26 @@ class SparkEngine:
             .appName("takedown-measure")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", os.environ.get("TAKEDOWN_SPARK_PARTITIONS",
-                                                                   "8"))
+            .config("spark.ui.showConsoleProgress", "false")
+            .config(
+                "spark.sql.shuffle.partitions", os.environ.get("TAKEDOWN_SPARK_PARTITIONS", "8")
+            )
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             # `day=YYYY-MM-DD` stays a string, as DuckDB reads it.
             .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         )
         if master.startswith("local"):
             builder = builder.config("spark.driver.host", "127.0.0.1").config(
-                "spark.driver.bindAddress", "127.0.0.1")
+                "spark.driver.bindAddress", "127.0.0.1"
+            )
         self.spark: Any = builder.getOrCreate()
         self.spark.sparkContext.setLogLevel("ERROR")
         files = sorted(str(p) for p in Path(home.events).glob("*/*.parquet"))
-        df = self.spark.read.option("basePath", str(home.events)).option(
-            "mergeSchema", "true").parquet(*files)
+        df = (
+            self.spark.read.option("basePath", str(home.events))
+            .option("mergeSchema", "true")
+            .parquet(*files)
+        )
         df.createOrReplaceTempView("events")
 
     def query(self, sql: str, views: dict[str, pa.Table] | None = None) -> pa.Table:
@@ -111,6 +126,9 @@ class SparkEngine:
         log.debug("spark sql: %s", spark_sql)
         result: pa.Table = self.spark.sql(spark_sql).toArrow()
         return result
+
+    def materialize(self, name: str, sql: str) -> None:
+        self.spark.sql(to_spark(sql)).cache().createOrReplaceTempView(name)
 
     def close(self) -> None:
         self.spark.stop()

@@ -86,7 +86,8 @@ def _sum_interval(est: list[float], low: list[float], high: list[float]) -> dict
 
 def _sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
     groups: dict[tuple[object, ...], dict[str, list[float]]] = defaultdict(
-        lambda: defaultdict(list))
+        lambda: defaultdict(list)
+    )
     cols = table.to_pydict()
     n = table.num_rows
     for i in range(n):
@@ -103,18 +104,29 @@ def _sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def _models(engine: Engine, window: Window) -> dict[str, FamilyModel]:
-    cte = base_cte(window)
-    hist = engine.query(f"""WITH {cte},
-ih AS (SELECT family, ip, date_trunc('hour', ts) AS h, count(*) AS c FROM ev GROUP BY ALL)
-SELECT family, c, count(*) AS n FROM ih GROUP BY ALL""").to_pydict()
-    ids = engine.query(f"""WITH {cte}
-SELECT family, count(*) AS events, count(bot_id) AS with_id FROM ev GROUP BY family""")
-    share = {f: (w / e if e else 0.0) for f, e, w in zip(*ids.to_pydict().values(), strict=True)}
-    rates: dict[str, float] = {}
+def _ip_hours(engine: Engine, window: Window) -> None:
+    """``ih``: check-ins per address and hour, computed once (the only scan of the events)."""
+    engine.materialize(
+        "ih",
+        f"""WITH {base_cte(window)}
+SELECT family, network, asn, cc, ip, d, date_trunc('hour', ts) AS h, count(*) AS c,
+       count(bot_id) AS with_id
+FROM ev GROUP BY family, network, asn, cc, ip, d, date_trunc('hour', ts)""",
+    )
+
+
+def _models(engine: Engine) -> dict[str, FamilyModel]:
+    hist = engine.query(
+        "SELECT family, c, count(*) AS n, sum(with_id) AS with_id FROM ih GROUP BY family, c"
+    ).to_pydict()
     per_family: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for fam, c, n in zip(hist["family"], hist["c"], hist["n"], strict=True):
+    events: dict[str, int] = defaultdict(int)
+    with_id: dict[str, int] = defaultdict(int)
+    for fam, c, n, w in zip(hist["family"], hist["c"], hist["n"], hist["with_id"], strict=True):
         per_family[fam].append((int(c), int(n)))
+        events[fam] += int(c) * int(n)
+        with_id[fam] += int(w)
+    rates: dict[str, float] = {}
     for fam, pairs in per_family.items():
         pairs.sort()
         total = sum(n for _, n in pairs)
@@ -125,23 +137,32 @@ SELECT family, count(*) AS events, count(bot_id) AS with_id FROM ev GROUP BY fam
                 rates[fam] = float(c)
                 break
     rate_table = pa.table({"family": list(rates), "r": list(rates.values())})
-    online = engine.query(f"""WITH {cte},
-ih AS (SELECT family, ip, d, date_trunc('hour', ts) AS h, count(*) AS c FROM ev GROUP BY ALL),
+    online = engine.query(
+        f"""WITH
 idy AS (SELECT ih.family, ip, d, count(*) AS hours, max(c / r) AS peak
-        FROM ih JOIN rates ON ih.family = rates.family GROUP BY ALL),
+        FROM ih JOIN rates ON ih.family = rates.family GROUP BY ih.family, ip, d),
 lived AS (SELECT family, ip FROM idy GROUP BY family, ip
           HAVING count(*) >= {MIN_LONG_LIVED_DAYS} AND max(peak) < 1.5)
 SELECT idy.family, avg(hours / 24.0) AS p, stddev_samp(hours / 24.0) AS sd, count(*) AS n
 FROM idy JOIN lived ON idy.family = lived.family AND idy.ip = lived.ip
-GROUP BY idy.family""", views={"rates": rate_table}).to_pydict()
+GROUP BY idy.family""",
+        views={"rates": rate_table},
+    ).to_pydict()
     p_by = {f: (p, sd or 0.0, n) for f, p, sd, n in zip(*online.values(), strict=True)}
     models = {}
     for fam, r in rates.items():
         p, sd, n = p_by.get(fam, (math.nan, math.nan, 0))
         if not n or not p or math.isnan(p):
             p, sd, n = _pooled(p_by)
-        models[fam] = FamilyModel(fam, share.get(fam, 0.0) >= BOT_ID_SHARE, r, float(p),
-                                  float(sd) / math.sqrt(n) if n else math.nan, int(n))
+        share = with_id[fam] / events[fam] if events[fam] else 0.0
+        models[fam] = FamilyModel(
+            fam,
+            share >= BOT_ID_SHARE,
+            r,
+            float(p),
+            float(sd) / math.sqrt(n) if n else math.nan,
+            int(n),
+        )
     return models
 
 
@@ -163,23 +184,25 @@ def _interval(est: np.ndarray, rel_se: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def estimate(engine: Engine, window: Window) -> Estimate:
     """Machines per network and day, and over the whole window, with 90% intervals."""
-    models = _models(engine, window)
-    rate_table = pa.table({"family": list(models),
-                           "r": [m.rate for m in models.values()]})
-    cte = base_cte(window)
-    daily = engine.query(f"""WITH {cte},
-ih AS (SELECT family, network, asn, cc, ip, d, date_trunc('hour', ts) AS h, count(*) AS c,
-              count(DISTINCT bot_id) AS ids
-       FROM ev GROUP BY ALL)
-SELECT d AS day, ih.family, network, max(asn) AS asn, max(cc) AS cc,
+    _ip_hours(engine, window)
+    models = _models(engine)
+    rate_table = pa.table({"family": list(models), "r": [m.rate for m in models.values()]})
+    daily = engine.query(
+        """SELECT d AS day, ih.family, network, max(asn) AS asn, max(cc) AS cc,
        count(DISTINCT ip) AS ips, sum(greatest(1.0, c / r)) AS machine_hours,
        count(*) AS ip_hours
 FROM ih JOIN rates ON ih.family = rates.family GROUP BY d, ih.family, network
-ORDER BY 1, 2, 3""", views={"rates": rate_table})
-    ids_daily = engine.query(f"""WITH {cte}
+ORDER BY 1, 2, 3""",
+        views={"rates": rate_table},
+    )
+    id_families = sorted(f for f, m in models.items() if m.by_bot_id)
+    id_map: dict[tuple[object, ...], int] = {}
+    if id_families:
+        names = ", ".join("'" + f.replace("'", "''") + "'" for f in id_families)
+        ids_daily = engine.query(f"""WITH {base_cte(window)}
 SELECT d AS day, family, network, count(DISTINCT bot_id) AS ids FROM ev
-WHERE bot_id IS NOT NULL GROUP BY ALL""").to_pydict()
-    id_map = {(d, f, n): k for d, f, n, k in zip(*ids_daily.values(), strict=True)}
+WHERE bot_id IS NOT NULL AND family IN ({names}) GROUP BY d, family, network""").to_pydict()
+        id_map = {(d, f, n): k for d, f, n, k in zip(*ids_daily.values(), strict=True)}
     cols = daily.to_pydict()
     n = daily.num_rows
     machines = np.zeros(n)
@@ -188,45 +211,75 @@ WHERE bot_id IS NOT NULL GROUP BY ALL""").to_pydict()
         m = models[cols["family"][i]]
         if m.by_bot_id:
             machines[i] = id_map.get((cols["day"][i], cols["family"][i], cols["network"][i]), 0)
-            rel[i] = 0.0
         else:
             machines[i] = cols["machine_hours"][i] / (24.0 * m.online)
-            rel[i] = math.hypot(m.online_se / m.online if m.online else 1.0,
-                                1.0 / math.sqrt(max(cols["ip_hours"][i], 1)))
+            rel[i] = math.hypot(
+                m.online_se / m.online if m.online else 1.0,
+                1.0 / math.sqrt(max(cols["ip_hours"][i], 1)),
+            )
     low, high = _interval(machines, rel)
     for i in range(n):
         if models[cols["family"][i]].by_bot_id:
             low[i] = high[i] = machines[i]
-    daily = daily.append_column("machines", pa.array(machines)).append_column(
-        "low", pa.array(low)).append_column("high", pa.array(high))
-    window_table = _window(engine, window, models, daily, rate_table)
+    daily = (
+        daily.append_column("machines", pa.array(machines))
+        .append_column("low", pa.array(low))
+        .append_column("high", pa.array(high))
+    )
+    window_table = _window(engine, window, models, daily, id_families)
     return Estimate(models, daily, window_table)
 
 
-def _window(engine: Engine, window: Window, models: dict[str, FamilyModel], daily: pa.Table,
-            rate_table: pa.Table) -> pa.Table:
-    cte = base_cte(window)
-    per = engine.query(f"""WITH {cte}
-SELECT family, network, max(asn) AS asn, max(cc) AS cc, count(DISTINCT ip) AS ips,
-       count(DISTINCT bot_id) AS ids
-FROM ev GROUP BY family, network""").to_pylist()
+def _window(
+    engine: Engine,
+    window: Window,
+    models: dict[str, FamilyModel],
+    daily: pa.Table,
+    id_families: list[str],
+) -> pa.Table:
+    per = engine.query(
+        "SELECT family, network, max(asn) AS asn, max(cc) AS cc, "
+        "count(DISTINCT ip) AS ips FROM ih GROUP BY family, network"
+    ).to_pylist()
+    ids: dict[tuple[str, str], int] = {}
+    if id_families:
+        names = ", ".join("'" + f.replace("'", "''") + "'" for f in id_families)
+        got = engine.query(f"""WITH {base_cte(window)}
+SELECT family, network, count(DISTINCT bot_id) AS ids FROM ev
+WHERE family IN ({names}) GROUP BY family, network""").to_pylist()
+        ids = {(r["family"], r["network"]): r["ids"] for r in got}
     series: dict[tuple[str, str], list[tuple[dt.date, float, float, float]]] = defaultdict(list)
     for row in daily.to_pylist():
         series[(row["family"], row["network"])].append(
-            (row["day"], row["machines"], row["low"], row["high"]))
+            (row["day"], row["machines"], row["low"], row["high"])
+        )
     rows = []
     for row in per:
         key = (row["family"], row["network"])
         model = models[row["family"]]
         if model.by_bot_id:
-            est = lo = hi = float(row["ids"])
+            est = lo = hi = float(ids.get(key, 0))
         else:
             est, lo, hi = _peak(sorted(series.get(key, [])))
-        rows.append({"family": row["family"], "network": row["network"], "asn": row["asn"],
-                     "cc": row["cc"], "ips": row["ips"], "machines": est, "low": lo,
-                     "high": hi})
-    return pa.Table.from_pylist(rows) if rows else pa.table(
-        {k: [] for k in ("family", "network", "asn", "cc", "ips", "machines", "low", "high")})
+        rows.append(
+            {
+                "family": row["family"],
+                "network": row["network"],
+                "asn": row["asn"],
+                "cc": row["cc"],
+                "ips": row["ips"],
+                "machines": est,
+                "low": lo,
+                "high": hi,
+            }
+        )
+    return (
+        pa.Table.from_pylist(rows)
+        if rows
+        else pa.table(
+            {k: [] for k in ("family", "network", "asn", "cc", "ips", "machines", "low", "high")}
+        )
+    )
 
 
 def _peak(points: list[tuple[dt.date, float, float, float]]) -> tuple[float, float, float]:
