@@ -31,6 +31,7 @@ def start_sinkhole(
     timeout: float = 20.0,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    http: str = "127.0.0.1:0",
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start `takedown sinkhole serve` on free loopback ports; wait until it listens."""
     home.ensure()
@@ -45,7 +46,7 @@ def start_sinkhole(
         "sinkhole",
         "serve",
         "--http",
-        "127.0.0.1:0",
+        http,
         *extra,
     ]
     stderr = open(log, "ab") if log is not None else None  # noqa: SIM115 (child keeps it)

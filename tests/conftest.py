@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -28,10 +29,26 @@ BODY_SIZE = {path: size for _method, path, size, _ua in FAMILIES.values()}
 
 
 def free_port() -> int:
-    """A loopback TCP port nobody listens on now (bind to 0, read it, let it go)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback TCP port nobody listens on, that can be reused across restarts.
+
+    Tried first below the kernel's ephemeral range, so that no other process on the machine
+    (another test's server on port 0, an outgoing connection) is given it while our sinkhole
+    is down between a kill and its restart; the bind-to-0 trick otherwise.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    candidates = [rng.randrange(low - 8000, low) for _ in range(20)] if low > 10000 else []
+    for port in [*candidates, 0]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise AssertionError("no free loopback port")
 
 
 def takedown_cmd(home: Home, *args: str) -> list[str]:
@@ -54,7 +71,9 @@ class Sinkhole:
         self.spawned: list[float] = []
         self.info: dict[str, Any] = {}
 
-    def start(self, timeout: float = 30.0) -> dict[str, Any]:
+    def start(self, timeout: float = 30.0, *, ready_file: bool = True) -> dict[str, Any]:
+        """Start it and wait until it listens: its ready file, or (when no file can be
+        written, ``ready_file=False``) until the port takes a connection."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.logs.mkdir(parents=True, exist_ok=True)
         ready = self.home.run / "sinkhole.json"
@@ -67,14 +86,31 @@ class Sinkhole:
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if ready.exists():
+            if ready_file and ready.exists():
                 self.info = json.loads(ready.read_text())
                 return self.info
+            if not ready_file:
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                        self.info = {"pid": self.proc.pid}
+                        return self.info
             if self.proc.poll() is not None:
                 break
             time.sleep(0.01)
         self.kill()
         raise AssertionError(f"sinkhole did not come up:\n{self.log(-1)}")
+
+    def wait_for_segment(self, timeout: float = 60.0) -> None:
+        """Until this process has opened a spool segment (it has recorded a check-in)."""
+        folder = self.home.spool / self.info["sensor"]
+        since = int(self.spawned[-1] * 1e9)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(int(p.stem) > since for p in folder.glob("*.open")):
+                return
+            assert self.alive(), self.log(-1)
+            time.sleep(0.005)
+        raise AssertionError(f"sinkhole recorded nothing in {timeout:.0f}s:\n{self.log(-1)}")
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -96,7 +132,7 @@ class Sinkhole:
 
 
 @pytest.fixture
-def sinkholes(tmp_path: Path) -> Iterator[list[Sinkhole]]:
+def sinkholes() -> Iterator[list[Sinkhole]]:
     """Register every Sinkhole here: whatever still runs at the end is killed."""
     made: list[Sinkhole] = []
     yield made

@@ -25,8 +25,23 @@ __all__ = [
 ]
 
 _HEADER = struct.Struct("!HHHHHH")
-QTYPES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA",
-          33: "SRV", 35: "NAPTR", 43: "DS", 48: "DNSKEY", 64: "SVCB", 65: "HTTPS", 255: "ANY"}
+QTYPES = {
+    1: "A",
+    2: "NS",
+    5: "CNAME",
+    6: "SOA",
+    12: "PTR",
+    15: "MX",
+    16: "TXT",
+    28: "AAAA",
+    33: "SRV",
+    35: "NAPTR",
+    43: "DS",
+    48: "DNSKEY",
+    64: "SVCB",
+    65: "HTTPS",
+    255: "ANY",
+}
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
 
@@ -43,7 +58,7 @@ class DnsError(ValueError):
 class DnsQuery:
     id: int
     flags: int
-    qname: str  # lower case, no trailing dot; "" for the root
+    qname: str  # ASCII lower case, no trailing dot, "" for the root; see parse_query
     qtype: int
     qclass: int
     question: bytes  # the question section as received, echoed in the answer
@@ -80,9 +95,12 @@ def parse_query(packet: bytes) -> DnsQuery:
         if pos + length > len(packet):
             raise DnsError("label runs past the packet", qid, flags)
         total += length + 1
-        if total > 255:
+        if total + 1 > 255:  # with the root label's length byte (RFC 1035 2.3.4)
             raise DnsError("question name longer than 255 bytes", qid, flags)
-        labels.append(packet[pos : pos + length].decode("latin-1").lower())
+        # bytes.lower() folds ASCII only, as DNS does (RFC 4343). A "." or "\" inside a label
+        # is escaped (RFC 1035 5.1) so that a label can never pass for two.
+        label = packet[pos : pos + length].lower().decode("latin-1")
+        labels.append(label.replace("\\", "\\092").replace(".", "\\046"))
         pos += length
     if pos + 4 > len(packet):
         raise DnsError("question type and class missing", qid, flags)
@@ -100,9 +118,14 @@ class DnsPolicy:
     ipv6: bytes | None
     ttl: int = 300
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.ttl <= 0x7FFFFFFF:  # RFC 2181 8; answer() could not pack it
+            raise ValueError(f"DNS TTL must be 0..2147483647 seconds, not {self.ttl}")
+
     @classmethod
-    def build(cls, zones: Iterable[str], ipv4: str | None, ipv6: str | None,
-              ttl: int = 300) -> DnsPolicy:
+    def build(
+        cls, zones: Iterable[str], ipv4: str | None, ipv6: str | None, ttl: int = 300
+    ) -> DnsPolicy:
         clean = tuple(sorted({z.strip().strip(".").lower() for z in zones if z.strip()}))
         v4 = ipaddress.IPv4Address(ipv4).packed if ipv4 else None
         v6 = ipaddress.IPv6Address(ipv6).packed if ipv6 else None
@@ -112,9 +135,15 @@ class DnsPolicy:
         return any(qname == z or qname.endswith("." + z) for z in self.zones)
 
 
-def _response(qid: int, query_flags: int, rcode: int, question: bytes, answers: list[bytes],
-              authoritative: bool) -> bytes:
-    flags = 0x8000 | (query_flags & 0x0100) | rcode  # QR, copy RD
+def _response(
+    qid: int,
+    query_flags: int,
+    rcode: int,
+    question: bytes,
+    answers: list[bytes],
+    authoritative: bool,
+) -> bytes:
+    flags = 0x8000 | (query_flags & 0x7900) | rcode  # QR, copy OPCODE and RD (RFC 1035 4.1.1)
     if authoritative:
         flags |= 0x0400
     header = _HEADER.pack(qid, flags, 1 if question else 0, len(answers), 0, 0)
@@ -129,8 +158,9 @@ def answer(query: DnsQuery, policy: DnsPolicy) -> tuple[bytes, str]:
     rdata = {1: policy.ipv4, 28: policy.ipv6}.get(query.qtype)
     if rdata is not None:
         # Name is a pointer to the question (offset 12); class IN.
-        answers.append(struct.pack("!HHHIH", 0xC00C, query.qtype, 1, policy.ttl, len(rdata))
-                       + rdata)
+        answers.append(
+            struct.pack("!HHHIH", 0xC00C, query.qtype, 1, policy.ttl, len(rdata)) + rdata
+        )
     return _response(query.id, query.flags, 0, query.question, answers, True), "NOERROR"
 
 

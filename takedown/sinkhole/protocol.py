@@ -68,16 +68,41 @@ class ParsedRequest:
         return parts[1] if len(parts) > 1 else ""
 
 
+_METHOD_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
+
+
+def _not_a_request_line(start: bytes) -> bool:
+    """Whether the start of a line (no LF in it yet) can be no request line: llhttp fails it
+    within the method, before it reports anything, however it is split."""
+    if start[:1] == b"\r":
+        return len(start) > 1  # CR not followed by LF
+    if start[:1] == b" ":
+        return True
+    return bool(start.split(b" ", 1)[0].translate(None, _METHOD_CHARS))
+
+
+class _CapError(Exception):
+    """Raised in a parser callback to stop llhttp at a cap (the reason is in ``_abort``)."""
+
+
 class HttpRequestReader:
     """Incremental HTTP/1.x request parser for one connection.
 
     ``feed(data)`` returns the requests completed by ``data``. After a request with ``error``
-    set, the connection must be answered and closed: ``broken`` is True and later data is
-    ignored.
+    set, or one that does not keep the connection alive, the connection must be answered and
+    closed: ``broken`` is True and later data is ignored.
+
+    What comes out does not depend on how the stream was split into ``feed`` calls. llhttp
+    reports a value that straddles two calls in pieces, and a piece reported just before a parse
+    error would make the error request (and the caps) depend on the split. So the bytes of a
+    request head reach llhttp only as whole lines (the start of a line is held back, at most
+    ``max_header_bytes`` of it), a Content-Length body is fed up to its exact end, and the caps
+    are enforced inside the callbacks, at the byte that crosses them.
     """
 
-    def __init__(self, *, raw_bytes: int = 512, max_header_bytes: int = 32768,
-                 max_body_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self, *, raw_bytes: int = 512, max_header_bytes: int = 32768, max_body_bytes: int = 64 << 20
+    ) -> None:
         self.raw_bytes = raw_bytes
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
@@ -85,10 +110,14 @@ class HttpRequestReader:
         self._done: list[ParsedRequest] = []
         self._cur: ParsedRequest | None = None
         self._url = b""
+        self._saw_url = False
         self._header_bytes = 0
         self._sha: Any = None
         self._prefix = bytearray()
-        self._hashed = 0
+        self._in_body = False  # headers complete, message not yet
+        self._body_end: int | None = None  # Content-Length of the body being read
+        self._held = b""  # start of a head line, not yet given to llhttp
+        self._abort: tuple[str, int] | None = None
         self.broken = False
         self.in_request = False  # bytes of an unfinished request have arrived
 
@@ -96,23 +125,37 @@ class HttpRequestReader:
     def on_message_begin(self) -> None:
         self._cur = ParsedRequest()
         self._url = b""
+        self._saw_url = False
         self._header_bytes = 0
         self._sha = hashlib.sha256()
         self._prefix = bytearray()
-        self._hashed = 0
-        self.in_request = True
+        self._in_body = False
+        self._body_end = None
+
+    def _head_over(self) -> None:
+        self._abort = (f"request head over {self.max_header_bytes} bytes", 431)
+        raise _CapError
 
     def on_url(self, url: bytes) -> None:
+        # The request line as sent: method, target, "HTTP/x.y", two spaces and CRLF.
+        line = 0 if self._saw_url else len(self._parser.get_method()) + 12
+        self._header_bytes += len(url) + line
+        if self._header_bytes > self.max_header_bytes:
+            self._head_over()
+        self._saw_url = True
         self._url += url
-        self._header_bytes += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        cur = self._cur
+        if cur is None or self._in_body:
+            return  # a trailer of a chunked body: not a request header
         self._header_bytes += len(name) + len(value) + 4
-        if self._cur is not None and self._header_bytes <= self.max_header_bytes:
-            key = name.decode("latin-1").lower()
-            text = value.decode("latin-1")
-            old = self._cur.headers.get(key)
-            self._cur.headers[key] = text if old is None else f"{old}, {text}"
+        if self._header_bytes > self.max_header_bytes:
+            self._head_over()
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        old = cur.headers.get(key)
+        cur.headers[key] = text if old is None else f"{old}, {text}"
 
     def on_headers_complete(self) -> None:
         cur = self._cur
@@ -122,20 +165,30 @@ class HttpRequestReader:
         cur.target = self._url.decode("latin-1")
         cur.version = self._parser.get_http_version()
         cur.keep_alive = bool(self._parser.should_keep_alive())
+        self._in_body = True
+        length = cur.headers.get("content-length")
+        if length is not None and "transfer-encoding" not in cur.headers:
+            length = length.strip()
+            if length.isascii() and length.isdigit():
+                self._body_end = int(length)
 
     def on_body(self, body: bytes) -> None:
         cur = self._cur
         if cur is None:
             return
+        room = self.max_body_bytes - cur.body_size
+        over = len(body) > room
+        if over:
+            body = body[: max(room, 0)]
         cur.body_size += len(body)
-        room = self.max_body_bytes - self._hashed
-        if room > 0:
-            chunk = body if len(body) <= room else body[:room]
-            self._sha.update(chunk)
-            self._hashed += len(chunk)
+        self._sha.update(body)
         need = self.raw_bytes - len(self._prefix)
         if need > 0:
             self._prefix += body[:need]
+        if over:
+            limit = self.max_body_bytes
+            self._abort = (f"body over {limit} bytes (the first {limit} hashed)", 413)
+            raise _CapError
 
     def on_message_complete(self) -> None:
         cur = self._cur
@@ -144,7 +197,10 @@ class HttpRequestReader:
         self._finish(cur)
         self._done.append(cur)
         self._cur = None
-        self.in_request = False
+        self._in_body = False
+        self._body_end = None
+        if not cur.keep_alive:
+            self.broken = True  # answered, then closed: what follows is not read
 
     # -----------------------------------------------------------------------------------------
     def _finish(self, cur: ParsedRequest) -> None:
@@ -152,23 +208,28 @@ class HttpRequestReader:
         cur.body_prefix = bytes(self._prefix)
 
     def _fail(self, error: str, status: int) -> None:
-        cur = self._cur or ParsedRequest()
-        if not cur.target:
-            cur.target = self._url.decode("latin-1")
-        if self._sha is not None:
+        cur = self._cur
+        if cur is None:
+            cur = ParsedRequest()  # nothing of a request yet: no state of the last one leaks in
+        else:
+            if not cur.target:
+                cur.target = self._url.decode("latin-1")
+            if not cur.method and self._saw_url:
+                cur.method = self._parser.get_method().decode("latin-1")
             self._finish(cur)
         cur.error = error
         cur.status = status
         cur.keep_alive = False
         self._done.append(cur)
         self._cur = None
+        self._held = b""
         self.broken = True
-        self.in_request = False
 
-    def feed(self, data: bytes) -> list[ParsedRequest]:
-        if self.broken:
-            return []
-        self._done = []
+    def _fail_head(self) -> None:
+        if not self.broken:
+            self._fail(f"request head over {self.max_header_bytes} bytes", 431)
+
+    def _parse(self, data: memoryview) -> None:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -180,14 +241,55 @@ class HttpRequestReader:
                 if self._done:
                     self._done[-1].keep_alive = False
         except httptools.HttpParserError as exc:
-            self._fail(f"malformed HTTP: {exc}", 400)
-        else:
-            if self._header_bytes > self.max_header_bytes and self._cur is not None:
-                self._fail(f"request head over {self.max_header_bytes} bytes", 431)
-            elif self._cur is not None and self._hashed >= self.max_body_bytes and (
-                self._cur.body_size > self.max_body_bytes
-            ):
-                self._fail(f"body over {self.max_body_bytes} bytes (hashed that much)", 413)
+            abort, self._abort = self._abort, None
+            if abort is not None:
+                self._fail(*abort)
+            elif not self.broken:  # else: bytes after a request that closes the connection
+                self._fail(f"malformed HTTP: {exc}", 400)
+
+    def feed(self, data: bytes) -> list[ParsedRequest]:
+        if self.broken:
+            return []
+        self._done = []
+        buf = bytes(data)
+        if self._held:
+            buf = self._held + buf
+            self._held = b""
+        view = memoryview(buf)
+        end = len(buf)
+        pos = 0
+        while pos < end and not self.broken:
+            cur = self._cur
+            if self._in_body and cur is not None and self._body_end is not None:
+                left = self._body_end - cur.body_size
+                if left <= 0:  # llhttp read the length otherwise: stop steering
+                    self._body_end = None
+                    continue
+                stop = min(end, pos + left)  # the body to its last byte, not a byte more
+            else:
+                stop = buf.rfind(b"\n", pos) + 1  # whole lines
+                if stop <= pos:  # only the start of a line is left
+                    if self._in_body:
+                        stop = end  # chunked: it ends with a line, so this is all body
+                    elif cur is None and _not_a_request_line(buf[pos:]):
+                        stop = end  # junk (say a TLS hello on port 80) fails at once
+                    elif end - pos <= self.max_header_bytes:
+                        self._held = buf[pos:]
+                        break
+                    else:
+                        # A head line over the cap. llhttp sees what there is of it first, so
+                        # that an error in it wins, as it would had the line come whole.
+                        self._parse(view[pos:])
+                        self._fail_head()
+                        break
+            self._parse(view[pos:stop])
+            if buf[stop - 1] == 0x0A and self._cur is not None and not self._in_body:
+                # llhttp reports a header line only once the next one starts: check it now.
+                start = max(pos, buf.rfind(b"\n", pos, stop - 1) + 1)
+                if stop - 1 - start > self.max_header_bytes:
+                    self._fail_head()
+            pos = stop
+        self.in_request = not self.broken and (self._cur is not None or bool(self._held))
         return self._done
 
 
@@ -200,39 +302,58 @@ class Sensor:
     headers_kept: Sequence[str]
 
 
+def _host_name(host: str) -> str | None:
+    """The name in a Host header: lower case, without port, brackets or trailing dot."""
+    host = host.strip()
+    # An IPv6 literal keeps its colons: "[2001:db8::1]:8080".
+    bracketed = host.startswith("[")
+    host = host[1:].split("]", 1)[0] if bracketed else host.split(":", 1)[0]
+    return host.rstrip(".")[:255].lower() or None
+
+
 def _kept_headers(headers: dict[str, str], kept: Sequence[str]) -> str | None:
     picked = {k: headers[k] for k in kept if k in headers}
     return json.dumps(picked, separators=(",", ":")) if picked else None
 
 
-def http_row(req: ParsedRequest, match: Match | None, *, now_us: int, peer: tuple[str, int],
-             local: tuple[str, int], sensor: Sensor, status: int) -> tuple[Any, ...]:
+def http_row(
+    req: ParsedRequest,
+    match: Match | None,
+    *,
+    now_us: int,
+    peer: tuple[str, int],
+    local: tuple[str, int],
+    sensor: Sensor,
+    status: int,
+) -> tuple[Any, ...]:
     """The spool row of one HTTP request."""
     row = dict(_EMPTY_ROW)
-    row.update({
-        "time.source": now_us,
-        "time.observation": now_us,
-        "source.ip": peer[0],
-        "source.port": peer[1],
-        "destination.ip": local[0],
-        "destination.port": local[1],
-        "destination.fqdn": req.host.split(":", 1)[0][:255].lower() or None,
-        "protocol.transport": "tcp",
-        "protocol.application": "http",
-        "feed.name": "takedown-sinkhole",
-        "feed.provider": sensor.provider,
-        "extra.http.method": req.method or None,
-        "extra.http.target": req.target[:8192] or None,
-        "extra.http.version": req.version or None,
-        "extra.http.user_agent": req.headers.get("user-agent"),
-        "extra.http.headers": _kept_headers(req.headers, sensor.headers_kept),
-        "extra.http.status": status,
-        "extra.body.size": req.body_size,
-        "extra.body.sha256": req.body_sha256 or None,
-        "extra.sensor": sensor.name,
-        "extra.error": req.error,
-        "raw": req.body_prefix,
-    })
+    row.update(
+        {
+            "time.source": now_us,
+            "time.observation": now_us,
+            "source.ip": peer[0],
+            "source.port": peer[1],
+            "destination.ip": local[0],
+            "destination.port": local[1],
+            "destination.fqdn": _host_name(req.host),
+            "protocol.transport": "tcp",
+            "protocol.application": "http",
+            "feed.name": "takedown-sinkhole",
+            "feed.provider": sensor.provider,
+            "extra.http.method": req.method or None,
+            "extra.http.target": req.target[:8192] or None,
+            "extra.http.version": req.version or None,
+            "extra.http.user_agent": req.headers.get("user-agent"),
+            "extra.http.headers": _kept_headers(req.headers, sensor.headers_kept),
+            "extra.http.status": status,
+            "extra.body.size": req.body_size,
+            "extra.body.sha256": req.body_sha256 or None,
+            "extra.sensor": sensor.name,
+            "extra.error": req.error,
+            "raw": req.body_prefix,
+        }
+    )
     if match is not None:
         row["malware.name"] = match.malware
         row["classification.taxonomy"] = match.taxonomy
@@ -256,29 +377,42 @@ def classify(rules: RuleSet, req: ParsedRequest) -> Match:
     return rules.classify_http(facts)
 
 
-def dns_row(qname: str | None, qtype: str | None, rcode: str, match: Match | None, packet: bytes,
-            *, now_us: int, peer: tuple[str, int], local: tuple[str, int], transport: str,
-            sensor: Sensor, error: str | None = None) -> tuple[Any, ...]:
+def dns_row(
+    qname: str | None,
+    qtype: str | None,
+    rcode: str,
+    match: Match | None,
+    packet: bytes,
+    *,
+    now_us: int,
+    peer: tuple[str, int],
+    local: tuple[str, int],
+    transport: str,
+    sensor: Sensor,
+    error: str | None = None,
+) -> tuple[Any, ...]:
     """The spool row of one DNS query."""
     row = dict(_EMPTY_ROW)
-    row.update({
-        "time.source": now_us,
-        "time.observation": now_us,
-        "source.ip": peer[0],
-        "source.port": peer[1],
-        "destination.ip": local[0],
-        "destination.port": local[1],
-        "destination.fqdn": qname,
-        "protocol.transport": transport,
-        "protocol.application": "dns",
-        "feed.name": "takedown-sinkhole",
-        "feed.provider": sensor.provider,
-        "extra.dns.qtype": qtype,
-        "extra.dns.rcode": rcode,
-        "extra.sensor": sensor.name,
-        "extra.error": error,
-        "raw": packet[:512],
-    })
+    row.update(
+        {
+            "time.source": now_us,
+            "time.observation": now_us,
+            "source.ip": peer[0],
+            "source.port": peer[1],
+            "destination.ip": local[0],
+            "destination.port": local[1],
+            "destination.fqdn": qname,
+            "protocol.transport": transport,
+            "protocol.application": "dns",
+            "feed.name": "takedown-sinkhole",
+            "feed.provider": sensor.provider,
+            "extra.dns.qtype": qtype,
+            "extra.dns.rcode": rcode,
+            "extra.sensor": sensor.name,
+            "extra.error": error,
+            "raw": packet[:512],
+        }
+    )
     if match is not None:
         row["malware.name"] = match.malware
         row["classification.taxonomy"] = match.taxonomy

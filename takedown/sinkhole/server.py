@@ -104,7 +104,10 @@ class GroupCommit:
         fut.add_done_callback(partial(self._done, waiters))
 
     def _done(self, waiters: list[Callable[[bool], None]], fut: asyncio.Future[None]) -> None:
-        ok = not fut.cancelled() and fut.exception() is None
+        exc = None if fut.cancelled() else fut.exception()
+        ok = not fut.cancelled() and exc is None
+        if exc is not None and not isinstance(exc, OSError):
+            log.error("spool write failed; answering 503", exc_info=exc)
         if ok:
             self.committed += len(waiters)
         else:
@@ -536,10 +539,16 @@ def _run_worker(settings: Settings, index: int, ready_file: Path | None) -> None
     worker = Worker(settings, index)
 
     def ready(info: dict[str, Any]) -> None:
-        if ready_file is not None:
-            tmp = ready_file.with_name(f".{ready_file.name}.{os.getpid()}")
+        if ready_file is None:
+            return
+        tmp = ready_file.with_name(f".{ready_file.name}.{os.getpid()}")
+        try:
             tmp.write_text(json.dumps(info))
             tmp.replace(ready_file)
+        except OSError as exc:  # a full disk must not stop the sinkhole: it answers 503
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            log.warning("cannot write %s (%s); serving anyway", ready_file, exc.strerror)
 
     uvloop.run(worker.run(ready))
 

@@ -97,7 +97,7 @@ class Scan:
 
 def encode_header(meta: dict[str, Any], schema: pa.Schema) -> bytes:
     meta_bytes = json.dumps(meta, sort_keys=True).encode()
-    schema_bytes = schema.serialize().to_pybytes()
+    schema_bytes: bytes = schema.serialize().to_pybytes()
     body = _U32.pack(len(meta_bytes)) + meta_bytes + _U32.pack(len(schema_bytes)) + schema_bytes
     return SEGMENT_MAGIC + body + _U32.pack(crc32c.crc32c(body))
 
@@ -183,8 +183,9 @@ def decode_block(schema: pa.Schema, block: Block) -> pa.RecordBatch:
     """The record batch in a block (CRC already checked)."""
     batch = pa.ipc.read_record_batch(pa.py_buffer(block.payload), schema)
     if batch.num_rows != block.n_records:
-        raise SpoolError(f"block at {block.offset}: {batch.num_rows} rows, header says "
-                         f"{block.n_records}")
+        raise SpoolError(
+            f"block at {block.offset}: {batch.num_rows} rows, header says {block.n_records}"
+        )
     return batch
 
 
@@ -205,8 +206,15 @@ def rows_to_batch(rows: Sequence[tuple[Any, ...]], schema: pa.Schema) -> pa.Reco
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def try_lock(folder: Path) -> int | None:
-    """Take the folder's lock without waiting; the fd, or None if a live process holds it."""
+_WRITER_MARK = "sinkhole"
+
+
+def try_lock(folder: Path, *, holder: str = "check") -> int | None:
+    """Take the folder's lock without waiting; the fd, or None if a live process holds it.
+
+    The lock file then reads ``"<pid> <holder>"``: the writer of the folder marks itself
+    ``sinkhole``; anyone else (ingest recovering orphans, ``status``) holds it only briefly.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -214,9 +222,34 @@ def try_lock(folder: Path) -> int | None:
     except BlockingIOError:
         os.close(fd)
         return None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    # Who holds it is information only: on a full disk the lock is held all the same.
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {holder}".encode())
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            os.close(fd)
+            raise
     return fd
+
+
+def _lock_holder(folder: Path) -> tuple[int | None, str]:
+    """(pid, holder) as the lock file names them; (None, "") if unreadable."""
+    try:
+        pid, _, holder = (folder / ".lock").read_text().strip().partition(" ")
+        return int(pid), holder
+    except (OSError, ValueError):
+        return None, ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -243,6 +276,12 @@ def recover_folder(folder: Path) -> list[str]:
             header = read_header(data)
         except SpoolError as exc:
             # The header is written and synced before any block, so no answered event is here.
+            if data.count(0) == len(data):
+                # Killed between preallocating and writing the header: only zeros, up to
+                # 16 MiB of them. Nothing to keep.
+                path.unlink()
+                notes.append(f"{path.name}: no header, only zeros; removed (held no event)")
+                continue
             bad = path.with_suffix(".bad")
             path.rename(bad)
             notes.append(f"{path.name}: {exc}; set aside as {bad.name} (held no answered event)")
@@ -256,11 +295,17 @@ def recover_folder(folder: Path) -> list[str]:
         path.rename(path.with_suffix(".seg"))
         torn = f", cut {scan.torn_bytes} torn bytes" if scan.torn_bytes else ""
         corrupt = f", {len(scan.corrupt)} corrupt ranges kept aside" if scan.corrupt else ""
-        notes.append(f"{path.name}: closed with {scan.records} events{torn}{corrupt}"
-                     f" ({cut} bytes trimmed)")
+        notes.append(
+            f"{path.name}: closed with {scan.records} events{torn}{corrupt} ({cut} bytes trimmed)"
+        )
     if notes:
         _fsync_dir(folder)
     return notes
+
+
+def _short_write(written: int, wanted: int) -> OSError:
+    # A regular file takes fewer bytes than asked only when the file system is out of room.
+    return OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (wrote {written} of {wanted} bytes)")
 
 
 class SpoolWriter:
@@ -275,6 +320,7 @@ class SpoolWriter:
         segment_max_bytes: int = 64 << 20,
         segment_max_age: float = 60.0,
         preallocate: int = 16 << 20,
+        lock_wait: float = 10.0,
     ) -> None:
         self.folder = folder
         self.sensor = sensor
@@ -282,6 +328,7 @@ class SpoolWriter:
         self.segment_max_bytes = segment_max_bytes
         self.segment_max_age = segment_max_age
         self.preallocate = preallocate
+        self.lock_wait = lock_wait
         self._lock_fd: int | None = None
         self._fd: int | None = None
         self._path: Path | None = None
@@ -294,19 +341,32 @@ class SpoolWriter:
 
     # -- life cycle ---------------------------------------------------------------------------
     def open(self) -> list[str]:
-        """Lock the folder and recover what a previous writer left. Returns recovery notes."""
-        fd = try_lock(self.folder)
-        if fd is None:
-            pid = (self.folder / ".lock").read_text().strip() or "?"
-            raise SpoolError(f"spool {self.folder} is in use by another sinkhole (pid {pid})")
+        """Lock the folder and recover what a previous writer left. Returns recovery notes.
+
+        Another live sinkhole holding the folder is an error at once. Anyone else holds the
+        lock only briefly (``takedown ingest`` closing a dead sinkhole's segment, ``status``):
+        a sinkhole (re)started meanwhile waits up to ``lock_wait`` seconds for it.
+        """
+        deadline = time.monotonic() + self.lock_wait
+        while (fd := try_lock(self.folder, holder=_WRITER_MARK)) is None:
+            pid, holder = _lock_holder(self.folder)
+            writer = holder == _WRITER_MARK and pid is not None and _alive(pid)
+            if writer or time.monotonic() >= deadline:
+                raise SpoolError(
+                    f"spool {self.folder} is in use by another "
+                    f"{'sinkhole' if writer or not holder else holder} (pid {pid or '?'})"
+                )
+            time.sleep(0.05)
         self._lock_fd = fd
         return recover_folder(self.folder)
 
     def close(self) -> None:
-        self._close_segment()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        try:
+            self._close_segment()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     @property
     def segment(self) -> Path | None:
@@ -319,14 +379,19 @@ class SpoolWriter:
         payload = batch.serialize()
         frame = _BLOCK.pack(BLOCK_MAGIC, payload.size, _crc(len(rows), payload), len(rows))
         if self._fd is not None and self._due(len(frame) + payload.size):
-            self._close_segment()
+            try:
+                self._close_segment()
+            except OSError as exc:
+                # Its blocks are durable already; left ``.open``, it is closed at the next
+                # start. The new block goes to a new segment.
+                log.error("spool %s: could not close segment cleanly: %s", self.folder, exc)
         if self._fd is None:
             self._open_segment()
         assert self._fd is not None
         try:
             written = os.pwritev(self._fd, [frame, payload], self._offset)
             if written != len(frame) + payload.size:
-                raise OSError(errno.ENOSPC, "short write")
+                raise _short_write(written, len(frame) + payload.size)
             os.fdatasync(self._fd)
         except OSError as exc:
             self._fail(exc)
@@ -352,8 +417,11 @@ class SpoolWriter:
         # last good block (after a failed fsync the page cache cannot be trusted) and a new one
         # is tried at the next commit.
         if exc.errno in _DISK_FULL and not self.disk_full:
-            log.error("spool %s: disk full (%s); answering 503 until space returns",
-                      self.folder, exc.strerror)
+            log.error(
+                "spool %s: disk full (%s); answering 503 until space returns",
+                self.folder,
+                exc.strerror,
+            )
         elif exc.errno not in _DISK_FULL:
             log.error("spool %s: write failed (%s); answering 503", self.folder, exc)
         self.disk_full = self.disk_full or exc.errno in _DISK_FULL
@@ -371,11 +439,21 @@ class SpoolWriter:
             name = f"{int(name) + 1:020d}"
             path = self.folder / f"{name}.open"
         header = encode_header(
-            {"format": 1, "sensor": self.sensor, "segment": name, "pid": os.getpid(),
-             "created_ns": time.time_ns()},
+            {
+                "format": 1,
+                "sensor": self.sensor,
+                "segment": name,
+                "pid": os.getpid(),
+                "created_ns": time.time_ns(),
+            },
             self.schema,
         )
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            # Creating the file fails too when the file system has no inode left.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as exc:
+            self._fail(exc)
+            raise
         try:
             if self.preallocate:
                 try:
@@ -383,8 +461,9 @@ class SpoolWriter:
                 except OSError as exc:
                     if exc.errno not in _DISK_FULL and exc.errno != errno.EOPNOTSUPP:
                         raise
-            if os.pwrite(fd, header, 0) != len(header):
-                raise OSError(errno.ENOSPC, "short write of segment header")
+            written = os.pwrite(fd, header, 0)
+            if written != len(header):
+                raise _short_write(written, len(header))
             os.fsync(fd)
             _fsync_dir(self.folder)
         except OSError as exc:
