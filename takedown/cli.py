@@ -316,8 +316,7 @@ measure_state = MeasureState()
 
 @measure_app.callback()
 def measure_callback(
-    engine: Annotated[str, typer.Option(help="duckdb (embedded) or spark (scale-out).")] =
-    "duckdb",
+    engine: Annotated[str, typer.Option(help="duckdb (embedded) or spark (scale-out).")] = "duckdb",
     since: Annotated[str | None, typer.Option(help="First UTC day (YYYY-MM-DD).")] = None,
     until: Annotated[str | None, typer.Option(help="Day after the last (YYYY-MM-DD).")] = None,
     family: Annotated[str | None, typer.Option(help="Only this malware.name.")] = None,
@@ -345,8 +344,11 @@ def _measure() -> tuple[Any, Any]:
     from takedown.measure.counts import Window
     from takedown.measure.engine import open_engine
 
-    window = Window(_day(measure_state.since, "--since"), _day(measure_state.until, "--until"),
-                    measure_state.family)
+    window = Window(
+        _day(measure_state.since, "--since"),
+        _day(measure_state.until, "--until"),
+        measure_state.family,
+    )
     with err.status(f"starting {measure_state.engine} ..."):
         engine = open_engine(measure_state.engine, _home())
     return engine, window
@@ -416,8 +418,7 @@ def measure_addresses(
 @measure_app.command("effect")
 def measure_effect(
     takedown: Annotated[str, typer.Option(help="Day of the takedown (YYYY-MM-DD).")],
-    to: Annotated[str | None, typer.Option(help="Compare with this day (default: last).")] =
-    None,
+    to: Annotated[str | None, typer.Option(help="Compare with this day (default: last).")] = None,
     by: Annotated[str | None, typer.Option(help="Also per country, asn or network.")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -440,8 +441,9 @@ def measure_effect(
 
 @measure_app.command("charts")
 def measure_charts(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the PNG and SVG files.")] =
-    Path("charts"),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for the PNG and SVG files.")
+    ] = Path("charts"),
     takedown: Annotated[str | None, typer.Option(help="Mark this day (YYYY-MM-DD).")] = None,
 ) -> None:
     """Charts for a report: population over time (machines vs IPs, takedown marked) and the
@@ -455,6 +457,93 @@ def measure_charts(
         engine.close()
     for path in paths:
         out.print(str(path))
+
+
+@app.command("simulate")
+def simulate_cmd(
+    scenario: Annotated[
+        str | None,
+        typer.Option("--scenario", "-s", help="Scenario file, or the name of a shipped one."),
+    ] = None,
+    days: Annotated[int | None, typer.Option(help="Override the scenario's days.")] = None,
+    sampling: Annotated[
+        float | None, typer.Option(help="Override the fraction of check-ins written.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    machines: Annotated[
+        int | None, typer.Option(help="Override the infected machines at the start.")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Drop another simulated scenario from this home.")
+    ] = False,
+    live: Annotated[
+        str | None,
+        typer.Option(help="Send the check-ins to a sinkhole at HOST:PORT (loopback only)."),
+    ] = None,
+    max_events: Annotated[int, typer.Option(help="Live mode: at most this many check-ins.")] = (
+        20000
+    ),
+    list_: Annotated[bool, typer.Option("--list", help="List the shipped scenarios.")] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Simulate a botnet with ground truth: into the lake, or live at a loopback sinkhole.
+
+    The truth (machines per day and network) is written beside the events, in
+    HOME/lake/truth, for `takedown measure` to be checked against. See docs/simulate.md.
+
+    Example: takedown --home sim simulate --scenario rustock-small
+    """
+    from takedown.errors import ConfigError
+    from takedown.simulate.scenario import list_scenarios, load_scenario, with_overrides
+
+    if list_:
+        rows = []
+        for name in list_scenarios():
+            sc = load_scenario(name)
+            rows.append(
+                {
+                    "scenario": name,
+                    "machines": sc.infection.machines,
+                    "days": sc.days,
+                    "sampling": sc.sampling,
+                    "description": sc.description,
+                }
+            )
+        _emit(rows, fmt, "Shipped scenarios")
+        return
+    if scenario is None:
+        raise ConfigError(
+            f"--scenario is required (a file, or one of: {', '.join(list_scenarios())})"
+        )
+    sc = with_overrides(
+        load_scenario(scenario), days=days, sampling=sampling, seed=seed, machines=machines
+    )
+    home = _home()
+    if live is not None:
+        from takedown.simulate.live import install_rules, simulate_live
+        from takedown.sinkhole.server import parse_listen
+
+        host, port = parse_listen(live, "--live")
+        install_rules(home, sc)  # the sinkhole must run with the same --home to pick these up
+        err.print(simulate_live(sc, host, port, home=home, max_events=max_events).line())
+        return
+    from takedown.simulate.writer import simulate_to_lake
+
+    with Progress(
+        TextColumn("simulating {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(sc.name, total=sc.days)
+        summary = simulate_to_lake(
+            home, sc, lambda done, total: bar.update(task, completed=done), replace=replace
+        )
+    err.print(summary.line())
+    err.print(f"truth in {home.lake / 'truth'} (daily.parquet, machines.parquet)")
 
 
 @app.command("settings")
@@ -471,8 +560,13 @@ def settings_cmd(
         sys.stdout.write(config.doc_markdown())
         return
     rows = [
-        {"setting": s.name, "value": state.settings[s.name], "default": s.default,
-         "env": s.env, "help": s.help}
+        {
+            "setting": s.name,
+            "value": state.settings[s.name],
+            "default": s.default,
+            "env": s.env,
+            "help": s.help,
+        }
         for s in config.SETTINGS
     ]
     _emit(rows, fmt, "Settings")
