@@ -8,11 +8,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from takedown import schema
+from takedown.errors import TakedownError
 from takedown.home import Home
 from takedown.measure import counts
 from takedown.measure.engine import DuckDBEngine, SparkEngine, open_engine, to_spark
 from takedown.measure.estimate import estimate
-from takedown.errors import TakedownError
 
 START = dt.datetime(2011, 3, 14, tzinfo=dt.UTC)
 
@@ -22,7 +22,7 @@ def make_lake(root, events=6000, seed=3):
     home = Home(root)
     home.ensure()
     rows = []
-    for i in range(events):
+    for _i in range(events):
         fam = rng.choice(["rustock", "rustock", "gozi"])
         machine = rng.randrange(400)
         when = START + dt.timedelta(minutes=rng.randrange(4 * 24 * 60))
