@@ -37,6 +37,36 @@ SPOOL_SCHEMA = flat_schema(SPOOL_FIELDS)
 _SPOOL_NAMES = tuple(f.name for f in SPOOL_FIELDS)
 _to_row = itemgetter(*_SPOOL_NAMES)
 _EMPTY_ROW: dict[str, Any] = dict.fromkeys(_SPOOL_NAMES)
+_EMPTY: tuple[None, ...] = (None,) * len(_SPOOL_NAMES)
+_I = {name: i for i, name in enumerate(_SPOOL_NAMES)}
+# Positions of the fields http_row fills (a list by position is 3x cheaper than a dict).
+_I_TS, _I_OBS = _I["time.source"], _I["time.observation"]
+_I_SRC_IP, _I_SRC_PORT = _I["source.ip"], _I["source.port"]
+_I_DST_IP, _I_DST_PORT = _I["destination.ip"], _I["destination.port"]
+_I_FQDN, _I_TRANSPORT, _I_APP = (
+    _I["destination.fqdn"],
+    _I["protocol.transport"],
+    _I["protocol.application"],
+)
+_I_FEED, _I_PROVIDER = _I["feed.name"], _I["feed.provider"]
+_I_METHOD, _I_TARGET, _I_VERSION = (
+    _I["extra.http.method"],
+    _I["extra.http.target"],
+    _I["extra.http.version"],
+)
+_I_UA, _I_HEADERS, _I_STATUS = (
+    _I["extra.http.user_agent"],
+    _I["extra.http.headers"],
+    _I["extra.http.status"],
+)
+_I_BODY_SIZE, _I_SHA = _I["extra.body.size"], _I["extra.body.sha256"]
+_I_SENSOR, _I_ERROR, _I_RAW = _I["extra.sensor"], _I["extra.error"], _I["raw"]
+_I_MALWARE, _I_TAXONOMY, _I_TYPE = (
+    _I["malware.name"],
+    _I["classification.taxonomy"],
+    _I["classification.type"],
+)
+_I_RULE, _I_BOT_ID = _I["extra.rule"], _I["extra.bot_id"]
 
 
 @dataclass(slots=True)
@@ -311,9 +341,13 @@ def _host_name(host: str) -> str | None:
     return host.rstrip(".")[:255].lower() or None
 
 
+_json_str = json.encoder.encode_basestring_ascii
+
+
 def _kept_headers(headers: dict[str, str], kept: Sequence[str]) -> str | None:
-    picked = {k: headers[k] for k in kept if k in headers}
-    return json.dumps(picked, separators=(",", ":")) if picked else None
+    """The kept headers as compact JSON (what json.dumps gives, without its per-call cost)."""
+    parts = [f"{_json_str(k)}:{_json_str(headers[k])}" for k in kept if k in headers]
+    return "{" + ",".join(parts) + "}" if parts else None
 
 
 def http_row(
@@ -327,40 +361,33 @@ def http_row(
     status: int,
 ) -> tuple[Any, ...]:
     """The spool row of one HTTP request."""
-    row = dict(_EMPTY_ROW)
-    row.update(
-        {
-            "time.source": now_us,
-            "time.observation": now_us,
-            "source.ip": peer[0],
-            "source.port": peer[1],
-            "destination.ip": local[0],
-            "destination.port": local[1],
-            "destination.fqdn": _host_name(req.host),
-            "protocol.transport": "tcp",
-            "protocol.application": "http",
-            "feed.name": "takedown-sinkhole",
-            "feed.provider": sensor.provider,
-            "extra.http.method": req.method or None,
-            "extra.http.target": req.target[:8192] or None,
-            "extra.http.version": req.version or None,
-            "extra.http.user_agent": req.headers.get("user-agent"),
-            "extra.http.headers": _kept_headers(req.headers, sensor.headers_kept),
-            "extra.http.status": status,
-            "extra.body.size": req.body_size,
-            "extra.body.sha256": req.body_sha256 or None,
-            "extra.sensor": sensor.name,
-            "extra.error": req.error,
-            "raw": req.body_prefix,
-        }
-    )
+    row: list[Any] = list(_EMPTY)
+    row[_I_TS] = row[_I_OBS] = now_us
+    row[_I_SRC_IP], row[_I_SRC_PORT] = peer[0], peer[1]
+    row[_I_DST_IP], row[_I_DST_PORT] = local[0], local[1]
+    row[_I_FQDN] = _host_name(req.host)
+    row[_I_TRANSPORT] = "tcp"
+    row[_I_APP] = "http"
+    row[_I_FEED] = "takedown-sinkhole"
+    row[_I_PROVIDER] = sensor.provider
+    row[_I_METHOD] = req.method or None
+    row[_I_TARGET] = req.target[:8192] or None
+    row[_I_VERSION] = req.version or None
+    row[_I_UA] = req.headers.get("user-agent")
+    row[_I_HEADERS] = _kept_headers(req.headers, sensor.headers_kept)
+    row[_I_STATUS] = status
+    row[_I_BODY_SIZE] = req.body_size
+    row[_I_SHA] = req.body_sha256 or None
+    row[_I_SENSOR] = sensor.name
+    row[_I_ERROR] = req.error
+    row[_I_RAW] = req.body_prefix
     if match is not None:
-        row["malware.name"] = match.malware
-        row["classification.taxonomy"] = match.taxonomy
-        row["classification.type"] = match.type
-        row["extra.rule"] = match.rule or None
-        row["extra.bot_id"] = match.bot_id
-    return _to_row(row)  # type: ignore[no-any-return]
+        row[_I_MALWARE] = match.malware
+        row[_I_TAXONOMY] = match.taxonomy
+        row[_I_TYPE] = match.type
+        row[_I_RULE] = match.rule or None
+        row[_I_BOT_ID] = match.bot_id
+    return tuple(row)
 
 
 def classify(rules: RuleSet, req: ParsedRequest) -> Match:

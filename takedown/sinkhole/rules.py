@@ -43,7 +43,7 @@ _META_KEYS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 2x per request
 class HttpFacts:
     """What a rule may look at in an HTTP request (all text already decoded)."""
 
