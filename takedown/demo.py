@@ -162,6 +162,50 @@ def run_demo(home: Home, *, requests: int = 20000, console: Console | None = Non
         f"\nLook further: `takedown --home {home.root} events --family rustock`, "
         f"`takedown --home {home.root} status`; summary in {summary}"
     )
+    measure_demo(Home(home.root / "simulation"), console)
+
+
+def measure_demo(home: Home, console: Console) -> None:
+    """A month around a (simulated) Rustock takedown: machines, not IPs, and the charts."""
+    from takedown.measure.counts import Window
+    from takedown.measure.engine import DuckDBEngine
+    from takedown.measure.estimate import estimate
+    from takedown.measure.report import effect_rows, make_charts
+    from takedown.simulate.scenario import load_scenario
+    from takedown.simulate.writer import simulate_to_lake
+
+    console.rule("[bold]measuring: a simulated month around a Rustock-like takedown")
+    scenario = load_scenario("rustock-small")
+    summary = simulate_to_lake(home, scenario, replace=True)
+    console.print(f"5. {summary.line()}")
+    engine = DuckDBEngine(home)
+    try:
+        window = Window()
+        est = estimate(engine, window)
+        total = est.total_window()
+        console.print(
+            f"6. over the month: {total['ips']:,.0f} unique IPs, but an estimated "
+            f"{total['machines']:,.0f} infected machines (90% interval "
+            f"{total['low']:,.0f}-{total['high']:,.0f}); the simulator's truth is in "
+            f"{home.lake / 'truth'}"
+        )
+        at = scenario.takedown.at
+        takedown = at.date() if at is not None else None
+        if takedown is not None:
+            rows = effect_rows(engine, window, takedown, None, None, est)
+            render(
+                rows, Format.table, title="Takedown effect (estimated machines)", console=console
+            )
+        con = duckdb.connect()
+        truth = con.execute(
+            f"SELECT day, sum(infected_machines) FROM '{home.lake / 'truth' / 'daily.parquet'}' "
+            "GROUP BY day"
+        ).fetchall()
+        con.close()
+        paths = make_charts(engine, window, home.root / "charts", takedown, dict(truth), est=est)
+    finally:
+        engine.close()
+    console.print("7. charts for the report: " + ", ".join(str(p) for p in paths))
 
 
 def _markdown(table: pa.Table) -> str:

@@ -25,9 +25,9 @@ _TRUTH = "#2ca02c"
 
 def _thousands(x: float, _pos: int) -> str:
     if abs(x) >= 1e6:
-        return f"{x / 1e6:.1f}M"
+        return f"{x / 1e6:g}M"
     if abs(x) >= 1e3:
-        return f"{x / 1e3:.0f}k"
+        return f"{x / 1e3:g}k"
     return f"{x:.0f}"
 
 
@@ -92,7 +92,7 @@ def population_chart(
     ax.set_ylim(bottom=0)
     ax.grid(axis="y", alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(frameon=False, fontsize=9, loc="upper right")
+    ax.legend(frameon=False, fontsize=9, loc="lower left")
     fig.autofmt_xdate()
     return fig
 
