@@ -546,6 +546,48 @@ def simulate_cmd(
     err.print(f"truth in {home.lake / 'truth'} (daily.parquet, machines.parquet)")
 
 
+@app.command("enrich")
+def enrich_cmd(
+    ips: Annotated[list[str] | None, typer.Argument(help="Addresses to look up.")] = None,
+    fmt: FormatOpt = Format.table,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Lake mode: replace values already there.")
+    ] = False,
+) -> None:
+    """IP → ASN, AS name, announced network, country; offline.
+
+    With addresses: prints their enrichment, in input order. Without: enriches every event
+    already in the lake whose source fields are empty (simulated or imported events).
+    The embedded data is geoip2fast's (MaxMind GeoLite2-derived; AS names, no AS numbers);
+    point at MMDB or pyasn files with the enrich_mmdb / enrich_pyasn settings. docs/enrich.md.
+
+    Example: takedown enrich 8.8.8.8 2001:4860:4860::8888 --format json
+    """
+    from takedown.enrich.lakefill import enrich_lake, enricher_from_settings
+
+    with err.status("loading enrichment data ..."):
+        enricher = enricher_from_settings(state.settings)
+    if ips:
+        _emit(enricher.lookup(ips), fmt, "Enrichment")
+        return
+    with Progress(
+        TextColumn("enrich"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("files", total=None)
+        files, events = enrich_lake(
+            _home(),
+            enricher,
+            lambda d, t: bar.update(task, completed=d, total=t),
+            overwrite=overwrite,
+        )
+    err.print(f"enriched {events:,} events in {files:,} lake files")
+
+
 @app.command("settings")
 def settings_cmd(
     fmt: FormatOpt = Format.table,

@@ -64,6 +64,20 @@ SETTINGS: tuple[Setting, ...] = (
         "cookie,referer,accept,accept-encoding,accept-language,connection,x-forwarded-for",
         "Comma-separated request headers recorded in extra.http.headers.",
     ),
+    Setting(
+        "enrich_mmdb",
+        str,
+        "",
+        "MaxMind MMDB (ASN and/or country) to enrich with, instead of"
+        " the embedded geoip2fast data.",
+    ),
+    Setting(
+        "enrich_pyasn",
+        str,
+        "",
+        "pyasn-style prefix→ASN table to enrich with (real AS"
+        " numbers; the embedded data has AS names only).",
+    ),
     Setting("segment_max_bytes", int, 64 << 20, "Spool segment size before it is closed."),
     Setting("segment_max_age", float, 60.0, "Seconds before an open segment is closed anyway."),
 )

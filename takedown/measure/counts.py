@@ -54,7 +54,7 @@ def base_cte(window: Window) -> str:
            CAST("time".source AS DATE) AS d,
            source.ip AS ip,
            coalesce(source.network, 'unknown') AS network,
-           coalesce(CAST(source.asn AS VARCHAR), 'unknown') AS asn,
+           coalesce('AS' || CAST(source.asn AS VARCHAR), source.as_name, 'unknown') AS asn,
            coalesce(source.as_name, '') AS as_name,
            coalesce(source.geolocation.cc, '??') AS cc,
            coalesce(malware.name, 'unknown') AS family,
