@@ -23,7 +23,7 @@ def enricher_from_settings(settings: object) -> Enricher:
     given = {k: Path(v) for k, v in paths.items() if v}
     if not given:
         return Enricher.default()
-    return Enricher.from_files(**given, fill_default=True)  # type: ignore[arg-type]
+    return Enricher.from_files(**given, fill_default=True)
 
 
 def enrich_lake(
