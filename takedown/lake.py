@@ -12,14 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import logging
+import mmap
 import os
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -30,7 +31,11 @@ from takedown import schema
 from takedown.errors import IngestError, SpoolError
 from takedown.home import Home
 from takedown.sinkhole.spool import (
+    _BLOCK,
     BLOCK_MAGIC,
+    Scan,
+    SegmentHeader,
+    _block_at,
     closed_segments,
     decode_block,
     read_header,
@@ -87,8 +92,10 @@ class IngestReport:
         if self.skipped_already:
             line += f" ({self.skipped_already} already in the lake, moved aside)"
         if self.corrupt_ranges:
-            line += (f"; {self.corrupt_ranges} corrupt ranges skipped → "
-                     f"{', '.join(self.quarantined[:3])}")
+            line += (
+                f"; {self.corrupt_ranges} corrupt ranges skipped → "
+                f"{', '.join(self.quarantined[:3])}"
+            )
         return line
 
 
@@ -108,25 +115,64 @@ def _ingest_lock(home: Home) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise IngestError(f"another `takedown ingest` is running on {home.root}; "
-                              "wait for it to finish") from None
+            raise IngestError(
+                f"another `takedown ingest` is running on {home.root}; wait for it to finish"
+            ) from None
         yield
     finally:
         os.close(fd)
 
 
+# Parquet settings of the lake, chosen with bench/bench_ingest.py (see bench/RESULTS.md): the
+# writer's per-value work dominates ingest, so it is spent only where it pays. Dictionary
+# encoding for the columns that repeat (not for times, addresses, ports, hashes and bodies,
+# which would fill the dictionary and fall back to plain after hashing every value); min/max
+# statistics only for the columns queries filter on; delta encoding for the near-monotonic
+# times; zstd level 1 everywhere but the body prefix, mostly encrypted or compressed bot
+# traffic, which lz4 stores as fast as it gives up.
+_NOT_DICTIONARY = frozenset(
+    {
+        "time.source",
+        "time.observation",
+        "source.ip",
+        "source.port",
+        "extra.body.sha256",
+        "raw",
+    }
+)
+_STATISTICS = ("time.source", "time.observation", "malware.name", "protocol.application")
+_FAST_CODEC = frozenset({"raw"})
+_PARQUET_OPTIONS: dict[str, Any] = {
+    "row_group_size": 1 << 20,
+    "compression": {n: "lz4" if n in _FAST_CODEC else "zstd" for n in schema.FIELD_NAMES},
+    "compression_level": {n: 1 for n in schema.FIELD_NAMES if n not in _FAST_CODEC},
+    "use_dictionary": [n for n in schema.FIELD_NAMES if n not in _NOT_DICTIONARY],
+    "write_statistics": list(_STATISTICS),
+    "column_encoding": {
+        "time.source": "DELTA_BINARY_PACKED",
+        "time.observation": "DELTA_BINARY_PACKED",
+    },
+}
+
+
 def _write_parquet(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd", compression_level=1,
-                   row_group_size=1 << 20)
+    pq.write_table(table, tmp, **_PARQUET_OPTIONS)
     _fsync_path(tmp)
     tmp.replace(path)
     _fsync_path(path.parent)
 
 
 def _day_partitions(table: pa.Table) -> list[tuple[str, pa.Table]]:
-    days = pc.cast(pc.struct_field(table.column("time"), "source"), pa.date32())
+    times = pc.struct_field(table.column("time"), "source")
+    if times.null_count == 0 and len(times):
+        # The common case, a segment within one day: two scalars cast, not every row.
+        bounds = pc.min_max(times)
+        lo = pc.cast(bounds["min"], pa.date32()).as_py()
+        if lo == pc.cast(bounds["max"], pa.date32()).as_py():
+            return [(lo.isoformat(), table)]
+    days = pc.cast(times, pa.date32())
     lo, hi = pc.min(days).as_py(), pc.max(days).as_py()
     if lo is None:
         return [("unknown", table)]
@@ -141,10 +187,53 @@ def _day_partitions(table: pa.Table) -> list[tuple[str, pa.Table]]:
     return out
 
 
+def _map_segment(path: Path) -> tuple[SegmentHeader, Scan, bytes | mmap.mmap]:
+    """``read_segment`` without copying the file: map it and walk its blocks in place.
+
+    Only a clean segment (valid blocks from the header to the end of the file) is read this
+    way; anything else is handed to ``read_segment``, whose scanner (fuzzed) finds the corrupt
+    ranges and the torn tail. Closed segments are never written again, so the map is stable.
+    """
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return read_segment(path)
+        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    data.madvise(mmap.MADV_SEQUENTIAL)
+    view = memoryview(data)
+    try:
+        header = read_header(view)
+    except SpoolError as exc:
+        raise SpoolError(f"{path}: {exc}") from None
+    scan = Scan(valid_end=header.size)
+    pos = header.size
+    while pos < size:
+        block = _block_at(view, pos)
+        if block is None:
+            return read_segment(path)
+        scan.blocks.append(block)
+        pos = block.offset + _BLOCK.size + len(block.payload)
+    scan.valid_end = pos
+    return header, scan, data
+
+
+# Below this many rows per block on average, a segment's blocks are copied into one batch
+# before they are nested: the Parquet writer pays about half a millisecond per chunk, far more
+# than the copy when group commits are small. Bigger blocks are written as they are.
+_COPY_BELOW_ROWS = 4096
+
+
+def _nest_blocks(batches: list[pa.RecordBatch]) -> pa.Table:
+    rows = sum(b.num_rows for b in batches)
+    if len(batches) > 1 and rows < _COPY_BELOW_ROWS * len(batches):
+        return schema.nest(pa.concat_batches(batches))
+    return pa.concat_tables([schema.nest(b) for b in batches])
+
+
 def _segment_to_lake(home: Home, path: Path) -> SegmentResult:
     sensor = path.parent.name
     seg_id = f"{sensor}--{path.stem}"
-    header, scan, data = read_segment(path)
+    header, scan, data = _map_segment(path)
     batches = []
     corrupt = list(scan.corrupt)
     for block in scan.blocks:
@@ -159,8 +248,8 @@ def _segment_to_lake(home: Home, path: Path) -> SegmentResult:
     files: list[str] = []
     events = 0
     if batches:
-        flat = pa.Table.from_batches(batches, schema=header.schema)
-        nested = schema.nest(flat)
+        nested = _nest_blocks(batches)
+        del batches
         events = nested.num_rows
         for day, part in _day_partitions(nested):
             target = home.events / f"day={day}" / f"{seg_id}.parquet"
@@ -172,14 +261,17 @@ def _segment_to_lake(home: Home, path: Path) -> SegmentResult:
     return SegmentResult(seg_id, sensor, events, files, corrupt)
 
 
-def _quarantine(home: Home, seg_id: str, data: bytes, ranges: Sequence[tuple[int, int]]) -> None:
+def _quarantine(
+    home: Home, seg_id: str, data: bytes | mmap.mmap, ranges: Sequence[tuple[int, int]]
+) -> None:
     home.quarantine.mkdir(parents=True, exist_ok=True)
     for start, end in ranges:
         out = home.quarantine / f"{seg_id}@{start}.bin"
         out.write_bytes(data[start:end])
         out.with_suffix(".txt").write_text(
             f"segment {seg_id}: bytes {start}..{end} failed their CRC or could not be decoded; "
-            "the events around them were ingested.\n")
+            "the events around them were ingested.\n"
+        )
 
 
 def _catalog(home: Home, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -201,15 +293,19 @@ def _recover_orphans(home: Home, report: IngestReport) -> None:
             os.close(fd)
 
 
-def ingest(home: Home, progress: Callable[[int, int], None] | None = None,
-           threads: int = 2) -> IngestReport:
+def ingest(
+    home: Home, progress: Callable[[int, int], None] | None = None, threads: int = 2
+) -> IngestReport:
     """Move every closed spool segment into the lake, exactly once."""
     home.ensure()
     report = IngestReport()
     with _ingest_lock(home):
         _recover_orphans(home, report)
-        segments = [s for folder in sorted(p for p in home.spool.iterdir() if p.is_dir())
-                    for s in closed_segments(folder)]
+        segments = [
+            s
+            for folder in sorted(p for p in home.spool.iterdir() if p.is_dir())
+            for s in closed_segments(folder)
+        ]
         con = _catalog(home)
         try:
             done = {r[0] for r in con.execute("SELECT segment FROM ingested_segments").fetchall()}
@@ -227,14 +323,21 @@ def ingest(home: Home, progress: Callable[[int, int], None] | None = None,
                 for i, result in enumerate(pool.map(partial_segment(home), todo), 1):
                     con.execute(
                         "INSERT OR REPLACE INTO ingested_segments VALUES (?, ?, ?, ?, ?, now())",
-                        [result.segment, result.sensor, result.events, len(result.corrupt),
-                         result.files])
+                        [
+                            result.segment,
+                            result.sensor,
+                            result.events,
+                            len(result.corrupt),
+                            result.files,
+                        ],
+                    )
                     _move_aside(home, todo[i - 1])
                     report.segments += 1
                     report.events += result.events
                     report.corrupt_ranges += len(result.corrupt)
                     report.quarantined.extend(
-                        f"quarantine/{result.segment}@{s}.bin" for s, _ in result.corrupt)
+                        f"quarantine/{result.segment}@{s}.bin" for s, _ in result.corrupt
+                    )
                     if progress:
                         progress(i, total)
         finally:
@@ -248,6 +351,7 @@ def partial_segment(home: Home) -> Callable[[Path], SegmentResult]:
             return _segment_to_lake(home, path)
         except SpoolError as exc:
             raise IngestError(str(exc)) from None
+
     return run
 
 
@@ -270,12 +374,19 @@ def has_events(home: Home) -> bool:
 
 def events_sql(home: Home) -> str:
     """A DuckDB table expression over the whole event lake."""
-    return (f"read_parquet('{_glob(home)}', hive_partitioning = true, "
-            "hive_types = {'day': VARCHAR}, union_by_name = true)")
+    return (
+        f"read_parquet('{_glob(home)}', hive_partitioning = true, "
+        "hive_types = {'day': VARCHAR}, union_by_name = true)"
+    )
 
 
-def _where(since: dt.datetime | None, until: dt.datetime | None, family: str | None,
-           ip: str | None, application: str | None) -> tuple[str, list[Any]]:
+def _where(
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    family: str | None,
+    ip: str | None,
+    application: str | None,
+) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     if since is not None:
@@ -296,16 +407,22 @@ def _where(since: dt.datetime | None, until: dt.datetime | None, family: str | N
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def query_events(home: Home, *, since: dt.datetime | None = None,
-                 until: dt.datetime | None = None, family: str | None = None,
-                 ip: str | None = None, application: str | None = None,
-                 limit: int | None = 100) -> pa.Table:
+def query_events(
+    home: Home,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    family: str | None = None,
+    ip: str | None = None,
+    application: str | None = None,
+    limit: int | None = 100,
+) -> pa.Table:
     """Events matching the filters, newest last, with flat dotted column names."""
     if not has_events(home):
         return schema.flatten(schema.lake_schema().empty_table())
     where, params = _where(since, until, family, ip, application)
     cols = ", ".join(f'"{name}"' for name in schema.lake_schema().names)
-    sql = f"SELECT {cols} FROM {events_sql(home)}{where} ORDER BY \"time\".source DESC"
+    sql = f'SELECT {cols} FROM {events_sql(home)}{where} ORDER BY "time".source DESC'
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     con = duckdb.connect()
@@ -326,7 +443,8 @@ def lake_summary(home: Home) -> list[dict[str, Any]]:
         rows = con.execute(
             f"SELECT day, count(*) AS events, count(DISTINCT source.ip) AS ips, "
             f"count(DISTINCT malware.name) AS families FROM {events_sql(home)} "
-            "GROUP BY day ORDER BY day").fetchall()
+            "GROUP BY day ORDER BY day"
+        ).fetchall()
     finally:
         con.close()
     return [dict(zip(("day", "events", "unique_ips", "families"), r, strict=True)) for r in rows]
@@ -357,7 +475,7 @@ def count_records(path: Path) -> int:
 
 def spool_summary(home: Home) -> list[dict[str, Any]]:
     """Per sensor: open and closed segments and the events waiting in them."""
-    out = []
+    out: list[dict[str, Any]] = []
     if not home.spool.is_dir():
         return out
     for folder in sorted(p for p in home.spool.iterdir() if p.is_dir()):
@@ -367,14 +485,16 @@ def spool_summary(home: Home) -> list[dict[str, Any]]:
         running = lock_fd is None
         if lock_fd is not None:
             os.close(lock_fd)
-        out.append({
-            "sensor": folder.name,
-            "running": running,
-            "open_segments": len(open_segs),
-            "closed_segments": len(closed),
-            "waiting_events": sum(count_records(p) for p in [*open_segs, *closed]),
-            "bytes": sum(p.stat().st_size for p in [*open_segs, *closed]),
-        })
+        out.append(
+            {
+                "sensor": folder.name,
+                "running": running,
+                "open_segments": len(open_segs),
+                "closed_segments": len(closed),
+                "waiting_events": sum(count_records(p) for p in [*open_segs, *closed]),
+                "bytes": sum(p.stat().st_size for p in [*open_segs, *closed]),
+            }
+        )
     return out
 
 
@@ -386,8 +506,12 @@ def iter_ingested(home: Home) -> Iterable[tuple[str, int]]:
     except duckdb.Error:
         return []
     try:
-        return [(r[0], r[1]) for r in con.execute(
-            "SELECT segment, events FROM ingested_segments ORDER BY segment").fetchall()]
+        return [
+            (r[0], r[1])
+            for r in con.execute(
+                "SELECT segment, events FROM ingested_segments ORDER BY segment"
+            ).fetchall()
+        ]
     except duckdb.CatalogException:
         return []
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import pyarrow as pa
@@ -121,29 +122,21 @@ def lake_schema(fields: Sequence[Field] = FIELDS) -> pa.Schema:
     return pa.schema(_struct_fields(_tree(fields)))
 
 
+@cache
+def _lake_form() -> tuple[dict[str, Any], pa.Schema]:
+    """The field tree and the lake schema of FIELDS, built once (``nest`` runs per batch)."""
+    return _tree(FIELDS), lake_schema()
+
+
 def nest(table: pa.Table | pa.RecordBatch) -> pa.Table:
-    """Turn flat dotted columns into nested struct columns, without copying data."""
+    """Turn flat dotted columns into nested struct columns, without copying data.
+
+    Chunked columns (a Table of several batches) are combined first, which copies them.
+    """
     columns = {name: table.column(name) for name in table.schema.names}
     length = table.num_rows
-
-    def build(node: dict[str, Any], prefix: str) -> pa.Array:
-        children = []
-        names = []
-        for key, value in node.items():
-            path = f"{prefix}{key}"
-            if isinstance(value, Field):
-                col = columns.get(path)
-                if col is None:
-                    col = pa.nulls(length, arrow_type(value))
-                children.append(_combine(col))
-            else:
-                children.append(build(value, path + "."))
-            names.append(key)
-        return pa.StructArray.from_arrays(children, names=names)
-
-    tree = _tree(FIELDS)
+    tree, lake = _lake_form()
     out_cols = []
-    out_names = []
     for key, value in tree.items():
         if isinstance(value, Field):
             col = columns.get(key)
@@ -151,9 +144,31 @@ def nest(table: pa.Table | pa.RecordBatch) -> pa.Table:
                 _combine(col) if col is not None else pa.nulls(length, arrow_type(value))
             )
         else:
-            out_cols.append(build(value, key + "."))
-        out_names.append(key)
-    return pa.Table.from_arrays(out_cols, schema=lake_schema())
+            out_cols.append(_struct(value, key + ".", columns, length))
+    return pa.Table.from_arrays(out_cols, schema=lake)
+
+
+def _struct(
+    node: dict[str, Any],
+    prefix: str,
+    columns: dict[str, pa.Array | pa.ChunkedArray],
+    length: int,
+) -> pa.Array:
+    # A module-level function, not a closure in nest: a recursive closure is a reference cycle
+    # that would keep the input columns (and the file they map) alive until the next GC pass.
+    children = []
+    names = []
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Field):
+            col = columns.get(path)
+            if col is None:
+                col = pa.nulls(length, arrow_type(value))
+            children.append(_combine(col))
+        else:
+            children.append(_struct(value, path + ".", columns, length))
+        names.append(key)
+    return pa.StructArray.from_arrays(children, names=names)
 
 
 def _combine(col: pa.Array | pa.ChunkedArray) -> pa.Array:
