@@ -439,6 +439,29 @@ def measure_effect(
     _emit(rows, fmt, "Takedown effect (estimated machines)")
 
 
+@measure_app.command("truth")
+def measure_truth(
+    groups: Annotated[bool, typer.Option(help="Also per family, network, ASN, country.")] = True,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Every estimate next to the simulator's ground truth (HOME/lake/truth), with the error
+    and whether the 90% interval covers it: check the estimator on a scenario of your own.
+
+    Example: takedown --home sim simulate -s dhcp-churn && takedown --home sim measure truth
+    """
+    from takedown.measure.truth import compare, summary
+
+    engine, window = _measure()
+    try:
+        rows = compare(engine, _home(), window, groups=groups)
+    finally:
+        engine.close()
+    _emit(rows, fmt, "Estimates against the ground truth")
+    if fmt is Format.table:
+        for scope, figures in summary(rows).items():
+            out.print(f"{scope}: {figures}")
+
+
 @measure_app.command("charts")
 def measure_charts(
     out_dir: Annotated[
