@@ -178,6 +178,11 @@ def measure_demo(home: Home, console: Console) -> None:
     scenario = load_scenario("rustock-small")
     summary = simulate_to_lake(home, scenario, replace=True)
     console.print(f"5. {summary.line()}")
+    from takedown.enrich import Enricher
+    from takedown.enrich.lakefill import enrich_lake
+
+    files, events = enrich_lake(home, Enricher.default())
+    console.print(f"   enriched {events:,} events in {files} files (AS, network, country; offline)")
     engine = DuckDBEngine(home)
     try:
         window = Window()

@@ -83,7 +83,7 @@ def by_group(engine: Engine, window: Window, group: str, limit: int | None = Non
     if group not in GROUPS:
         raise TakedownError(f"--by {group!r}: choose one of {', '.join(GROUPS)}")
     key = GROUPS[group]
-    extra = ", max(as_name) AS as_name" if group == "asn" else ""
+    extra = ", max(as_name) AS as_name" if group in ("asn", "network") else ""
     extra += ", max(cc) AS cc" if group in ("asn", "network") else ""
     sql = f"""WITH {base_cte(window)}
 SELECT {key} AS {group}{extra},

@@ -135,7 +135,7 @@ def make_charts(
     )
     paths = charts.save(fig, out_dir, "population")
     nets = where_rows(engine, window, "network", top, est)
-    labels = [f"{r['network']} AS{r.get('asn', '?')} {r.get('cc', '')}" for r in nets]
+    labels = [f"{r['network']} {r.get('as_name') or ''} {r.get('cc') or ''}".strip() for r in nets]
     fig = charts.top_networks_chart(
         labels,
         [r["machines"] for r in nets],

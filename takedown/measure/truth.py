@@ -34,12 +34,12 @@ from takedown.measure.counts import Window, base_cte
 from takedown.measure.engine import Engine
 from takedown.measure.estimate import Estimate, estimate
 
-__all__ = ["TruthTables", "compare", "load_truth", "summary", "window_truth"]
+__all__ = ["Truth", "compare", "daily_truth", "load_truth", "summary", "window_truth"]
 
 _GROUPS = (("family", "family"), ("asn", "asn"), ("network", "network"), ("country", "cc"))
 
 
-class TruthTables:
+class Truth:
     """The simulator's truth of one home: daily counts and every machine."""
 
     def __init__(self, daily: pa.Table, machines: pa.Table, scenario: str) -> None:
@@ -48,7 +48,7 @@ class TruthTables:
         self.scenario = scenario
 
 
-def load_truth(home: Home) -> TruthTables:
+def load_truth(home: Home) -> Truth:
     folder = Path(home.lake) / "truth"
     daily, machines = folder / "daily.parquet", folder / "machines.parquet"
     if not daily.exists() or not machines.exists():
@@ -57,7 +57,7 @@ def load_truth(home: Home) -> TruthTables:
         )
     d = pq.read_table(daily)
     name = str(d.column("scenario")[0]) if d.num_rows else ""
-    return TruthTables(d, pq.read_table(machines), name)
+    return Truth(d, pq.read_table(machines), name)
 
 
 def _family_filter(table: pa.Table, family: str | None) -> pa.Table:
@@ -66,7 +66,7 @@ def _family_filter(table: pa.Table, family: str | None) -> pa.Table:
     return table.filter(pc.equal(table.column("family"), family.lower()))
 
 
-def daily_truth(truth: TruthTables, family: str | None = None) -> dict[dt.date, int]:
+def daily_truth(truth: Truth, family: str | None = None) -> dict[dt.date, int]:
     """Machines infected at any moment of each day."""
     out: dict[dt.date, int] = defaultdict(int)
     t = _family_filter(truth.daily, family)
@@ -78,7 +78,7 @@ def daily_truth(truth: TruthTables, family: str | None = None) -> dict[dt.date, 
 
 
 def window_truth(
-    truth: TruthTables, first: dt.date, last: dt.date, family: str | None = None
+    truth: Truth, first: dt.date, last: dt.date, family: str | None = None
 ) -> pa.Table:
     """The machines infected at any moment of days ``first`` .. ``last`` (inclusive)."""
     start = dt.datetime.combine(first, dt.time(), dt.UTC)
