@@ -302,9 +302,18 @@ t = time.perf_counter()
 r = lake.ingest(Home(Path(sys.argv[1])), threads=int(sys.argv[2]))
 s = time.perf_counter() - t
 u = resource.getrusage(resource.RUSAGE_SELF)
+# ru_maxrss survives execve on Linux (it would report the forking parent's peak): read this
+# process's own high-water mark instead.
+hwm = u.ru_maxrss
+try:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            hwm = int(line.split()[1])
+except OSError:
+    pass
 print(json.dumps({"seconds": s, "events": r.events, "segments": r.segments,
                   "corrupt": r.corrupt_ranges, "cpu": u.ru_utime + u.ru_stime - c,
-                  "maxrss_kib": u.ru_maxrss}))
+                  "maxrss_kib": hwm}))
 """
 
 
