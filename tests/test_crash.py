@@ -304,7 +304,11 @@ def test_ingest_killed_at_any_moment_is_exactly_once(tmp_path: Path):
                 takedown_cmd(home, "ingest"), stdout=subprocess.DEVNULL, stderr=err
             )
         if goal == 0:
-            time.sleep(rng.uniform(0.3, 1.5))  # start-up, recovery, the first segments
+            # Start-up, recovery, the first segments. Short: a whole ingest of this spool takes
+            # well under a second once the interpreter is up.
+            until = time.monotonic() + rng.uniform(0.05, 0.6)
+            while time.monotonic() < until and moved_segments(home) < before + 2:
+                time.sleep(0.001)
         else:
             deadline = time.monotonic() + 60
             while moved_segments(home) < before + goal and proc.poll() is None:
