@@ -36,6 +36,14 @@ measure_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(measure_app, name="measure")
+# Capabilities with their own command modules (each a Typer app of its own).
+from takedown.case.evidence.cli import app as evidence_app  # noqa: E402
+from takedown.case.graph.cli import app as graph_app  # noqa: E402
+from takedown.case.legal.cli import app as legal_app  # noqa: E402
+
+app.add_typer(evidence_app, name="evidence")
+app.add_typer(legal_app, name="legal")
+app.add_typer(graph_app, name="graph")
 
 err = Console(stderr=True)
 out = Console()
@@ -53,6 +61,16 @@ state = State()
 
 def _home() -> Home:
     return Home(Path(state.settings.home))
+
+
+def current_home() -> Home:
+    """The home folder chosen by ``--home``/env/config (for sub-command modules)."""
+    return _home()
+
+
+def current_settings() -> config.Settings:
+    """The settings in force (for sub-command modules)."""
+    return state.settings
 
 
 @app.callback()

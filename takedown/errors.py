@@ -4,7 +4,10 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "EvidenceError",
+    "GraphError",
     "IngestError",
+    "LegalError",
     "RuleError",
     "SpoolError",
     "TakedownError",
@@ -29,3 +32,15 @@ class SpoolError(TakedownError):
 
 class IngestError(TakedownError):
     """Moving spool segments into the lake failed."""
+
+
+class EvidenceError(TakedownError):
+    """The evidence vault refused an action or found it tampered with (names item or entry)."""
+
+
+class LegalError(TakedownError):
+    """A legal document cannot be produced from what was given (names the file and field)."""
+
+
+class GraphError(TakedownError):
+    """The attribution graph refused an entity, link or import (names the record and field)."""

@@ -1,0 +1,1 @@
+"""The evidence vault: content-addressed items, a Merkle custody log, signed checkpoints."""

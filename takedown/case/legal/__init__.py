@@ -1,0 +1,1 @@
+"""Legal documents: seizure lists, notice by publication, and the service log."""
