@@ -192,14 +192,31 @@ def sinkhole_rules(
 
 
 @app.command("ingest")
-def ingest_cmd() -> None:
+def ingest_cmd(
+    enrich: Annotated[
+        bool | None,
+        typer.Option(
+            "--enrich/--no-enrich",
+            help="Fill source network, AS and country on the way in "
+            "[default: setting enrich_on_ingest, on].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Move closed spool segments into the Parquet lake, exactly once.
 
     Safe to run while sinkholes are running (their open segments are left alone) and safe to
     kill: run it again and every event is in the lake once. Segments of sinkholes that died
     are recovered first (a torn tail is cut). Ingested segments are kept in HOME/spool-ingested.
+    Events are enriched as they enter (embedded data, or the files set in enrich_mmdb /
+    enrich_pyasn), so the network and country are those of the time of capture.
     """
     home = _home()
+    enricher = None
+    if state.settings.enrich_on_ingest if enrich is None else enrich:
+        from takedown.enrich.lakefill import enricher_from_settings
+
+        enricher = enricher_from_settings(state.settings)
     with Progress(
         TextColumn("ingest"),
         BarColumn(),
@@ -213,7 +230,7 @@ def ingest_cmd() -> None:
         def tick(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        report = lake.ingest(home, progress=tick)
+        report = lake.ingest(home, progress=tick, enricher=enricher)
     for note in report.recovered:
         err.print(f"recovered {note}")
     err.print(report.summary())

@@ -65,6 +65,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Comma-separated request headers recorded in extra.http.headers.",
     ),
     Setting(
+        "enrich_on_ingest",
+        bool,
+        True,
+        "Fill source network, AS and country as events enter the lake (`takedown ingest`).",
+    ),
+    Setting(
         "enrich_mmdb",
         str,
         "",

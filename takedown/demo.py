@@ -117,7 +117,9 @@ def run_demo(home: Home, *, requests: int = 20000, console: Console | None = Non
         f"({len(result.answered) / max(result.elapsed, 1e-9):,.0f}/s), "
         f"{result.dns_answered:,} DNS queries answered"
     )
-    report = lake.ingest(home)
+    from takedown.enrich import Enricher
+
+    report = lake.ingest(home, enricher=Enricher.default())
     console.print(f"3. {report.summary()}")
     src = lake.events_sql(home)
     con = duckdb.connect()

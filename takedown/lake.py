@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -30,6 +30,9 @@ import pyarrow.parquet as pq
 from takedown import schema
 from takedown.errors import IngestError, SpoolError
 from takedown.home import Home
+
+if TYPE_CHECKING:
+    from takedown.enrich.enricher import Enricher
 from takedown.sinkhole.spool import (
     _BLOCK,
     BLOCK_MAGIC,
@@ -230,7 +233,7 @@ def _nest_blocks(batches: list[pa.RecordBatch]) -> pa.Table:
     return pa.concat_tables([schema.nest(b) for b in batches])
 
 
-def _segment_to_lake(home: Home, path: Path) -> SegmentResult:
+def _segment_to_lake(home: Home, path: Path, enricher: Enricher | None = None) -> SegmentResult:
     sensor = path.parent.name
     seg_id = f"{sensor}--{path.stem}"
     header, scan, data = _map_segment(path)
@@ -250,6 +253,8 @@ def _segment_to_lake(home: Home, path: Path) -> SegmentResult:
     if batches:
         nested = _nest_blocks(batches)
         del batches
+        if enricher is not None:
+            nested = enricher.enrich_table(nested)
         events = nested.num_rows
         for day, part in _day_partitions(nested):
             target = home.events / f"day={day}" / f"{seg_id}.parquet"
@@ -294,9 +299,16 @@ def _recover_orphans(home: Home, report: IngestReport) -> None:
 
 
 def ingest(
-    home: Home, progress: Callable[[int, int], None] | None = None, threads: int = 2
+    home: Home,
+    progress: Callable[[int, int], None] | None = None,
+    threads: int = 2,
+    enricher: Enricher | None = None,
 ) -> IngestReport:
-    """Move every closed spool segment into the lake, exactly once."""
+    """Move every closed spool segment into the lake, exactly once.
+
+    With an ``enricher``, each event's source network, AS and country are filled in on the
+    way (values a sensor already set are kept): the lookup is then of the time of capture.
+    """
     home.ensure()
     report = IngestReport()
     with _ingest_lock(home):
@@ -320,7 +332,7 @@ def ingest(
             if progress:
                 progress(0, total)
             with ThreadPoolExecutor(max(1, threads)) as pool:
-                for i, result in enumerate(pool.map(partial_segment(home), todo), 1):
+                for i, result in enumerate(pool.map(partial_segment(home, enricher), todo), 1):
                     con.execute(
                         "INSERT OR REPLACE INTO ingested_segments VALUES (?, ?, ?, ?, ?, now())",
                         [
@@ -345,10 +357,12 @@ def ingest(
     return report
 
 
-def partial_segment(home: Home) -> Callable[[Path], SegmentResult]:
+def partial_segment(
+    home: Home, enricher: Enricher | None = None
+) -> Callable[[Path], SegmentResult]:
     def run(path: Path) -> SegmentResult:
         try:
-            return _segment_to_lake(home, path)
+            return _segment_to_lake(home, path, enricher)
         except SpoolError as exc:
             raise IngestError(str(exc)) from None
 

@@ -182,3 +182,24 @@ def test_large_inputs_are_processed_in_pieces(small: Enricher) -> None:
     assert out.field("asn").to_pylist()[-3:] == [64500, None, 64501]
     d = small.enrich_arrow(pa.chunked_array([arr]), dictionary=True)
     assert d.field("network").to_pylist()[-1] == "198.51.100.0/25"
+
+
+@pytest.mark.parametrize("layout", ["flat", "nested"])
+def test_repeated_addresses_are_looked_up_once_with_the_same_result(
+    small: Enricher, layout: str
+) -> None:
+    from takedown.enrich import enricher
+
+    pool = ["192.0.2.9", None, "198.51.100.1", "bad", "203.0.113.5", "::ffff:192.0.2.9"]
+    n = enricher._DEDUPE_FROM * 2
+    ips = [pool[(i * 7) % len(pool)] for i in range(n)]
+    flat = pa.table({"source.ip": ips})
+    table = schema.nest(flat) if layout == "nested" else flat
+    out = small.enrich_table(table)
+    back = schema.flatten(out) if layout == "nested" else out
+    want = small.enrich_arrow(pa.array(ips))  # row by row, no de-duplication (one piece)
+    assert back.column("source.asn").to_pylist() == want.field("asn").to_pylist()
+    assert back.column("source.as_name").to_pylist() == want.field("as_name").to_pylist()
+    assert back.column("source.network").to_pylist() == want.field("network").to_pylist()
+    assert back.column("source.geolocation.cc").to_pylist() == want.field("cc").to_pylist()
+    assert back.column("source.asn").to_pylist()[:2] == [64500, None]

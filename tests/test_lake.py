@@ -15,7 +15,7 @@ DAY1 = int(dt.datetime(2011, 3, 16, 23, 59, tzinfo=dt.UTC).timestamp() * 1e6)
 DAY2 = int(dt.datetime(2011, 3, 17, 0, 1, tzinfo=dt.UTC).timestamp() * 1e6)
 
 
-def row(i, when, family="rustock"):
+def row(i, when, family="rustock", ip=None):
     req = ParsedRequest(
         method="POST",
         target=f"/login.php?lg={i}",
@@ -31,7 +31,7 @@ def row(i, when, family="rustock"):
         req,
         match,
         now_us=when,
-        peer=(f"198.51.100.{i % 250}", 1000 + i),
+        peer=(ip or f"198.51.100.{i % 250}", 1000 + i),
         local=("127.0.0.1", 80),
         sensor=SENSOR,
         status=200,
@@ -142,3 +142,35 @@ def test_second_ingest_at_once_is_refused(tmp_path):
     home.ensure()
     with lake._ingest_lock(home), pytest.raises(IngestError, match="another"):
         lake.ingest(home)
+
+
+def test_ingest_with_an_enricher_fills_network_as_and_country(tmp_path):
+    from takedown.enrich import Enricher
+
+    home = Home(tmp_path)
+    home.ensure()
+    addresses = ["8.8.8.8", "77.88.55.60", "2a02:6b8::2:242", "198.51.100.7", "1.1.1.1"]
+    enricher = Enricher.default()
+    # Enough repeats that each address is looked up once (the de-duplicating path).
+    batch = [row(i, DAY1, ip=addresses[i % 5]) for i in range(5000)]
+    fill(home, "a-w0", [batch])
+    lake.ingest(home, enricher=enricher)
+    got = (
+        duckdb.connect()
+        .sql(
+            f"SELECT source.ip, any_value(source.asn), any_value(source.as_name), "
+            f"any_value(source.network), any_value(source.geolocation.cc), count(*), "
+            f"count(DISTINCT (source.as_name, source.network, source.geolocation.cc)) "
+            f"FROM {lake.events_sql(home)} GROUP BY 1 ORDER BY 1"
+        )
+        .fetchall()
+    )
+    want = {d["ip"]: d for d in enricher.lookup(addresses)}
+    assert len(got) == 5
+    for ip, asn, as_name, network, cc, n, variants in got:
+        assert n == 1000 and variants == 1
+        assert (asn, as_name, network, cc) == tuple(
+            want[ip][k] for k in ("asn", "as_name", "network", "cc")
+        )
+    assert want["8.8.8.8"]["cc"] and want["8.8.8.8"]["network"]  # public addresses are known
+    assert want["198.51.100.7"]["network"] is None  # documentation range: nothing invented

@@ -44,6 +44,7 @@ RESULT_TYPE = pa.struct(
 
 _RESULT_NAMES = ("asn", "as_name", "network", "cc", "error")
 _CHUNK = 1 << 18  # addresses per piece in enrich_arrow
+_DEDUPE_FROM = 4096  # addresses from which enrich_table looks up each distinct one once
 
 _FLAT = {
     "asn": "source.asn",
@@ -259,6 +260,14 @@ class Enricher:
         return rows[:, 0], rows[:, 1]
 
     def _fields(self, ips: pa.Array | pa.ChunkedArray) -> dict[str, pa.Array]:
+        ips = _one(ips)
+        if len(ips) >= _DEDUPE_FROM:
+            # Bots call in again and again from the same address: look each address up once
+            # when that at least halves the work (hashing is cheaper than a lookup).
+            encoded = pc.dictionary_encode(ips)
+            if 2 * len(encoded.dictionary) <= len(ips):
+                unique = self.enrich_arrow(encoded.dictionary)
+                return {k: unique.field(k).take(encoded.indices) for k in _FLAT}
         result = self.enrich_arrow(ips)
         return {k: result.field(k) for k in _FLAT}
 
