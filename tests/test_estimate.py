@@ -17,14 +17,18 @@ import math
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
+from takedown import schema
 from takedown.home import Home
-from takedown.measure.counts import Window
+from takedown.measure.counts import Window, base_cte
 from takedown.measure.engine import DuckDBEngine
 from takedown.measure.estimate import (
     CAL_DAYS,
     Estimate,
+    _unit_histograms,
     calibration_window,
     estimate,
     fit_addresses,
@@ -245,3 +249,49 @@ def test_totals_add_shared_errors_linearly_and_own_in_quadrature():
     assert by_cc["DE"]["machines"] == 150 and by_cc["US"]["machines"] == 200
     assert interval(0.0, 2.0) == (0.0, pytest.approx(3.29, abs=0.01))
     assert interval(10.0, 1.0, floor=9.9)[0] == 9.9
+
+
+def _lake(root, rows):
+    """A lake of the given (time, ip, family, bot_id) events."""
+    home = Home(root)
+    home.ensure()
+    recs = [
+        {"time.source": t, "time.observation": t, "source.ip": ip, "malware.name": fam,
+         "extra.bot_id": bid}
+        for t, ip, fam, bid in rows
+    ]  # fmt: skip
+    fields = [f for f in schema.FIELDS if f.name in recs[0]]
+    nested = schema.nest(pa.Table.from_pylist(recs, schema=schema.flat_schema(fields)))
+    days = pc.cast(pc.struct_field(nested.column("time"), "source"), pa.date32())
+    for day in sorted(set(days.to_pylist())):
+        out = home.events / f"day={day.isoformat()}"
+        out.mkdir(parents=True, exist_ok=True)
+        pq.write_table(nested.filter(pc.equal(days, day)), out / "test.parquet")
+    return home
+
+
+def test_units_with_empty_deep_interiors_count_their_zero_days(tmp_path):
+    start = dt.datetime(2011, 3, 1, 12, tzinfo=dt.UTC)
+    at = [start + dt.timedelta(days=d) for d in range(9)]
+    rows = [
+        # Seen on days 0 and 8 only: deep interior days 2..6, no event in them.
+        (at[0], "192.0.2.1", "fam", None), (at[8], "192.0.2.1", "fam", None),
+        # Days 0, 3 (twice), 4 and 6: deep days 2..4 hold 3 events.
+        (at[0], "192.0.2.2", "fam", "b1"), (at[3], "192.0.2.2", "fam", "b1"),
+        (at[3], "192.0.2.2", "fam", "b1"), (at[4], "192.0.2.2", "fam", "b1"),
+        (at[6], "192.0.2.2", "fam", "b1"),
+        # Days 0 and 3: too short for a deep interior.
+        (at[0], "192.0.2.3", "fam", None), (at[3], "192.0.2.3", "fam", None),
+    ]  # fmt: skip
+    engine = DuckDBEngine(_lake(tmp_path, rows))
+    try:
+        engine.materialize(
+            "est_ev",
+            f"WITH {base_cte(Window())} SELECT d, family, network, asn, cc, ip, bot_id FROM ev",
+        )
+        hists = _unit_histograms(engine)
+    finally:
+        engine.close()
+    # Rows: n (deep days), e (their events), w (units), ss (sum of squared daily counts).
+    assert hists[("fam", "ip")].tolist() == [[3, 3, 1, 5], [5, 0, 1, 0]]
+    assert hists[("fam", "id")].tolist() == [[3, 3, 1, 5]]

@@ -131,6 +131,9 @@ class Estimate:
     daily: pa.Table
     window: pa.Table
     window_days: tuple[dt.date, dt.date] | None = None  # first and last day estimated
+    # Exact counts per day from the same scan (period, events, unique_ips, unique_ips_hll,
+    # bot_ids), so a daily report does not read the lake twice.
+    counts: pa.Table | None = None
 
     def total_daily(self) -> pa.Table:
         return _sum_by(self.daily, ["day"])
@@ -203,9 +206,13 @@ def calibration_window(window: Window, days: int = CAL_DAYS) -> Window:
 def _unit_histograms(engine: Engine) -> dict[tuple[str, str], F64]:
     """Deep-interior totals of tracked units, as a histogram per (family, kind).
 
-    Over ``est_ev`` (the calibration window). Rows of each array: n (deep days), e (their
-    events), w (units), ss (sum of squared daily counts, for the within-unit dispersion).
-    ``kind`` is ``id`` (bot ids) or ``ip``.
+    A unit first seen on day ``f`` and last seen on day ``l`` was there on the days between;
+    its *deep interior* is ``f + GAP .. l - GAP``, days that decide neither ``f`` nor ``l``
+    and lie a full day from both, so their events, zero days included, are a fair sample of
+    the unit's days. Every unit that spans the margins is kept, also one without any event in
+    its deep interior (its zero days are the point). Over ``est_ev`` (the calibration window).
+    Rows of each array: n (deep days), e (their events), w (units), ss (sum of squared daily
+    counts, for the within-unit dispersion). ``kind`` is ``id`` (bot ids) or ``ip``.
     """
     sql = f"""WITH ev AS (SELECT * FROM est_ev),
 kd AS (
@@ -219,10 +226,11 @@ span AS (
     HAVING date_diff('day', min(d), max(d)) >= {2 * GAP}
 ),
 deep AS (
-    SELECT kd.family, kd.kind, kd.unit, span.f, span.l, kd.c
+    SELECT kd.family, kd.kind, kd.unit, span.f, span.l,
+           CASE WHEN date_diff('day', span.f, kd.d) >= {GAP}
+                 AND date_diff('day', kd.d, span.l) >= {GAP} THEN kd.c ELSE 0 END AS c
     FROM kd JOIN span
       ON kd.family = span.family AND kd.kind = span.kind AND kd.unit = span.unit
-    WHERE date_diff('day', span.f, kd.d) >= {GAP} AND date_diff('day', kd.d, span.l) >= {GAP}
 ),
 per AS (
     SELECT family, kind, unit, date_diff('day', f, l) - {2 * GAP - 1} AS n,
@@ -551,6 +559,10 @@ SELECT family, network, count(*) AS ids,
        sum(CASE WHEN nd = 1 THEN 1 ELSE 0 END) AS f1,
        sum(CASE WHEN nd = 2 THEN 1 ELSE 0 END) AS f2
 FROM idn GROUP BY family, network""").to_pylist()
+    day_counts = engine.query(f"""WITH {ev}
+SELECT d AS period, count(*) AS events, count(DISTINCT ip) AS unique_ips,
+       approx_count_distinct(ip) AS unique_ips_hll, count(DISTINCT bot_id) AS bot_ids
+FROM ev GROUP BY d ORDER BY d""")
     events: dict[str, float] = defaultdict(float)
     with_id: dict[str, float] = defaultdict(float)
     for r in per_net:
@@ -562,7 +574,7 @@ FROM idn GROUP BY family, network""").to_pylist()
     daily, window_rows = _series(models, daily_raw, per_net, id_net, days)
     return Estimate(
         models, _table(daily, _DAILY_COLS), _table(window_rows, _WINDOW_COLS),
-        (days[0], days[-1]) if days else None,
+        (days[0], days[-1]) if days else None, day_counts,
     )  # fmt: skip
 
 

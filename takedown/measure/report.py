@@ -21,7 +21,8 @@ def daily_population(
 ) -> list[dict[str, Any]]:
     """Per day: events, unique IPs (exact, HLL), bot ids, estimated machines with interval."""
     est = est or estimate(engine, window)
-    base = counts.timeline(engine, window, "day").to_pylist()
+    day_counts = est.counts if est.counts is not None else counts.timeline(engine, window, "day")
+    base = day_counts.to_pylist()
     machines = {r["day"]: r for r in est.total_daily().to_pylist()}
     rows = []
     for r in base:
