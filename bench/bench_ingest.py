@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import fcntl
 import json
 import os
 import platform
@@ -45,6 +44,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from results import write_section
 
 from takedown import lake, schema
 from takedown.config import SETTINGS
@@ -535,27 +535,6 @@ def render(args: argparse.Namespace, rows: list[Row], spool: dict[str, tuple[int
     return "\n".join(lines)
 
 
-def write_results(section: str) -> None:
-    """Replace (or add) only this script's section; other sections are left as they are."""
-    RESULTS.touch(exist_ok=True)
-    with open(RESULTS, "r+", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        text = fh.read() or "# Benchmark results\n"
-        lines = text.splitlines(keepends=True)
-        start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-        if start is None:
-            new = text.rstrip("\n") + "\n\n" + section
-        else:
-            end = next(
-                (j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines)
-            )
-            rest = "".join(lines[end:])
-            new = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
-        fh.seek(0)
-        fh.write(new)
-        fh.truncate()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=20_000_000)
@@ -688,7 +667,7 @@ def main() -> None:
     section = render(args, rows, spool)
     print(section)
     if args.write:
-        write_results(section)
+        write_section(SECTION, section)
         print(f"updated {RESULTS}", file=sys.stderr)
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import fcntl
 import json
 import math
 import os
@@ -42,6 +41,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from results import write_section
 
 from takedown.home import Home
 from takedown.measure import estimate as estimate_mod
@@ -303,27 +304,6 @@ def calibrate(rows: list[dict[str, Any]]) -> None:
         print(f"{method:32s} {kind:6s} n={len(vals):4d} model error for 90%: {q90:.3f}")
 
 
-def write_results(section: str) -> None:
-    """Replace (or add) only this script's section; other sections are left as they are."""
-    RESULTS.touch(exist_ok=True)
-    with open(RESULTS, "r+", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        text = fh.read() or "# Benchmark results\n"
-        lines = text.splitlines(keepends=True)
-        start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-        if start is None:
-            new = text.rstrip("\n") + "\n\n" + section
-        else:
-            end = next(
-                (j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines)
-            )
-            rest = "".join(lines[end:])
-            new = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
-        fh.seek(0)
-        fh.write(new)
-        fh.truncate()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenarios", nargs="*", default=list(SCENARIOS))
@@ -372,7 +352,7 @@ def main() -> None:
     section = render(args, rows, timing)
     print(section)
     if args.write:
-        write_results(section)
+        write_section(SECTION, section)
         print(f"updated {RESULTS}", file=sys.stderr)
 
 
