@@ -405,15 +405,20 @@ def measure_daily(fmt: FormatOpt = Format.table) -> None:
 
 @measure_app.command("hourly")
 def measure_hourly(fmt: FormatOpt = Format.table) -> None:
-    """Per UTC hour: events, unique IPs (exact and HyperLogLog), bot ids."""
-    from takedown.measure.counts import timeline
+    """Per UTC hour: events, unique IPs (exact and HyperLogLog), bot ids, and the estimated
+    infected machines of that hour's day with their 90% interval.
+
+    Infection does not change by the hour and one hour holds too few check-ins per address
+    to tell NAT from churn, so the machine estimate's resolution is the day (docs/measure.md).
+    """
+    from takedown.measure.report import hourly_population
 
     engine, window = _measure()
     try:
-        table = timeline(engine, window, "hour")
+        rows = hourly_population(engine, window)
     finally:
         engine.close()
-    _emit(table, fmt, "Population by hour")
+    _emit(rows, fmt, "Population by hour")
 
 
 @measure_app.command("where")

@@ -13,7 +13,7 @@ from takedown.measure.effect import fit_decay, reduction
 from takedown.measure.engine import Engine
 from takedown.measure.estimate import Estimate, estimate
 
-__all__ = ["daily_population", "effect_rows", "make_charts", "where_rows"]
+__all__ = ["daily_population", "effect_rows", "hourly_population", "make_charts", "where_rows"]
 
 
 def daily_population(
@@ -38,6 +38,31 @@ def daily_population(
                 "machines": round(m.get("machines", 0.0)),
                 "machines_low": round(m.get("low", 0.0)),
                 "machines_high": round(m.get("high", 0.0)),
+            }
+        )
+    return rows
+
+
+def hourly_population(
+    engine: Engine, window: counts.Window, est: Estimate | None = None
+) -> list[dict[str, Any]]:
+    """Per hour: events, unique IPs (exact, HLL), bot ids, and the day's estimated machines."""
+    est = est or estimate(engine, window)
+    machines = {r["day"]: r for r in est.total_daily().to_pylist()}
+    rows = []
+    for r in counts.timeline(engine, window, "hour").to_pylist():
+        hour = r["period"]
+        m = machines.get(hour.date(), {})
+        rows.append(
+            {
+                "hour": hour,
+                "events": r["events"],
+                "unique_ips": r["unique_ips"],
+                "unique_ips_hll": r["unique_ips_hll"],
+                "bot_ids": r["bot_ids"],
+                "machines_day": round(m.get("machines", 0.0)),
+                "machines_day_low": round(m.get("low", 0.0)),
+                "machines_day_high": round(m.get("high", 0.0)),
             }
         )
     return rows
