@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOME_DIR ?= takedown-data
 
-.PHONY: setup demo test check lint types pytest bench bench-apt clean
+.PHONY: setup demo test check lint types pytest test-apt bench bench-apt clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,15 @@ lint:
 types:
 	$(BIN)/mypy
 
-pytest: setup
+pytest: setup test-apt
 	$(BIN)/pytest -q
+
+# The tests read PDFs with poppler's pdftotext/pdffonts and open pages in Debian's chromium
+# (driven by Playwright); installed here when missing (root, Debian).
+test-apt:
+	@if ! command -v pdftotext >/dev/null || ! test -x /usr/bin/chromium; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    poppler-utils chromium >/dev/null; fi
 
 test: check pytest
 
@@ -43,6 +50,8 @@ bench-apt:
 bench: setup bench-apt
 	$(BIN)/python bench/bench_sinkhole.py
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_measure_speed.py
+	$(BIN)/python bench/bench_evidence.py
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) demo-data bench/out

@@ -202,6 +202,15 @@ def ingest_cmd(
             show_default=False,
         ),
     ] = None,
+    seal: Annotated[
+        bool | None,
+        typer.Option(
+            "--seal/--no-seal",
+            help="Seal the ingested segments and changed day partitions into the evidence "
+            "vault [default: setting seal_on_ingest, on].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Move closed spool segments into the Parquet lake, exactly once.
 
@@ -209,7 +218,9 @@ def ingest_cmd(
     kill: run it again and every event is in the lake once. Segments of sinkholes that died
     are recovered first (a torn tail is cut). Ingested segments are kept in HOME/spool-ingested.
     Events are enriched as they enter (embedded data, or the files set in enrich_mmdb /
-    enrich_pyasn), so the network and country are those of the time of capture.
+    enrich_pyasn), so the network and country are those of the time of capture. Then the
+    segments and the day partitions they changed are sealed into the evidence vault (custody
+    entries by the configured handler), so the telemetry a court sees is the one collected.
     """
     home = _home()
     enricher = None
@@ -234,6 +245,10 @@ def ingest_cmd(
     for note in report.recovered:
         err.print(f"recovered {note}")
     err.print(report.summary())
+    if state.settings.seal_on_ingest if seal is None else seal:
+        from takedown.case.evidence.seal import seal_ingested
+
+        err.print(seal_ingested(home, state.settings.handler).summary())
 
 
 def _parse_time(value: str | None, what: str) -> dt.datetime | None:

@@ -32,7 +32,13 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("home", str, "./takedown-data", "Folder holding all state: spool, lake, catalog."),
-    Setting("handler", str, "", "Who is operating (named in logs and, later, custody records)."),
+    Setting(
+        "handler",
+        str,
+        "",
+        "Who is operating: named in logs and in every evidence custody entry (required by"
+        " `takedown evidence` commands that record).",
+    ),
     Setting("feed_provider", str, "takedown", "feed.provider written on sinkhole events."),
     Setting("http_listen", str, "127.0.0.1:8080", "HOST:PORT the HTTP sinkhole binds."),
     Setting("dns_listen", str, "", "HOST:PORT the DNS sinkhole binds (UDP and TCP); off if empty."),
@@ -71,6 +77,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Fill source network, AS and country as events enter the lake (`takedown ingest`).",
     ),
     Setting(
+        "seal_on_ingest",
+        bool,
+        True,
+        "Seal ingested spool segments and lake day partitions into the evidence vault.",
+    ),
+    Setting(
         "enrich_mmdb",
         str,
         "",
@@ -86,6 +98,20 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("segment_max_bytes", int, 64 << 20, "Spool segment size before it is closed."),
     Setting("segment_max_age", float, 60.0, "Seconds before an open segment is closed anyway."),
+    Setting(
+        "evidence_key",
+        str,
+        "",
+        "Checkpoint signing key (Ed25519, passphrase-protected PKCS#8 PEM; the passphrase comes"
+        " from TAKEDOWN_KEY_PASSPHRASE or a prompt); default HOME/vault/keys/signing-key.pem.",
+    ),
+    Setting(
+        "evidence_place",
+        str,
+        "",
+        "Where evidence is acquired or held, recorded on each item `takedown evidence add`"
+        " adds without --place (default: this host's name).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
