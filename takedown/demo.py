@@ -165,6 +165,23 @@ def run_demo(home: Home, *, requests: int = 20000, console: Console | None = Non
         f"`takedown --home {home.root} status`; summary in {summary}"
     )
     measure_demo(Home(home.root / "simulation"), console)
+    case_demo(home, console)
+
+
+def case_demo(home: Home, console: Console) -> None:
+    """The case file: the sinkhole's telemetry sealed into the evidence vault, the legal
+    documents and the attribution graph of a FICTIONAL case (every name invented)."""
+    from takedown.case.evidence.seal import seal_ingested
+    from takedown.case.graph.demo import demo_graph
+    from takedown.case.legal.demo import DEMO_HANDLER, demo_legal
+
+    console.rule("[bold]case file: evidence, legal documents, attribution (fictional case)")
+    console.print(f"   {seal_ingested(home, DEMO_HANDLER).summary()}")
+    written = demo_legal(home, console)
+    written += demo_graph(home, console)
+    console.print("\nCase file written (all of it fictional, and it says so):")
+    for path in written:
+        console.print(f"   {path}", highlight=False)
 
 
 def measure_demo(home: Home, console: Console) -> None:

@@ -1,0 +1,363 @@
+"""The two path searches, compiled (numba): bidirectional BFS and bidirectional Dijkstra.
+
+Both touch only what they explore: their scratch arrays (one per entity, allocated once per
+adjacency) are reset entry by entry afterwards, so a query between two nearby entities of a
+graph of millions costs microseconds, not a pass over every entity. Compiled code is cached
+on disk (``$TAKEDOWN_CACHE_DIR``/``~/.cache/takedown``/numba) after the first use.
+"""
+
+from __future__ import annotations
+
+import os
+
+from takedown.enrich.tablecache import cache_root
+
+_root = cache_root()
+if _root is not None and "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = str(_root / "numba")
+
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
+from numba import njit  # noqa: E402
+
+__all__ = ["bidirectional_bfs", "bidirectional_dijkstra"]
+
+_INF = np.inf
+Arr = npt.NDArray[Any]
+
+
+# Columns of the per-entity int64 scratch array (-1 when not in use): one entity's fields
+# share a cache line.
+PRED_S, PRED_T, EDGE_S, EDGE_T = range(4)
+FIELDS = 4
+# Rows of the bit array (one bit per entity): seen from s, from t; settled from s, from t.
+SEEN_S, SEEN_T, DONE_S, DONE_T = range(4)
+BIT_ROWS = 4
+# Rows of the queue array (each as long as there are entities): the BFS's two queues, and
+# for each entry the queue position of its parent and the CSR position of the link taken.
+# The Dijkstra search lists the entities it touched in row QUEUE_S.
+QUEUE_S, QUEUE_T, FROM_S, FROM_T, VIA_S, VIA_T = range(6)
+QUEUE_ROWS = 6
+
+
+@njit(cache=True, nogil=True)
+def _path(ints: Arr, s: int, t: int, meet: int) -> tuple[Arr, Arr]:  # pragma: no cover
+    """Entities s…meet…t and the CSR positions of the edges between them."""
+    head = 0
+    node = meet
+    while node != s:
+        node = ints[node, PRED_S]
+        head += 1
+    tail = 0
+    node = meet
+    while node != t:
+        node = ints[node, PRED_T]
+        tail += 1
+    nodes = np.empty(head + tail + 1, np.int64)
+    edges = np.empty(head + tail, np.int64)
+    node = meet
+    k = head
+    nodes[k] = node
+    while node != s:
+        edges[k - 1] = ints[node, EDGE_S]
+        node = ints[node, PRED_S]
+        k -= 1
+        nodes[k] = node
+    node = meet
+    k = head
+    while node != t:
+        edges[k] = ints[node, EDGE_T]
+        node = ints[node, PRED_T]
+        k += 1
+        nodes[k] = node
+    return nodes, edges
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _has(bits: Arr, row: int, v: int) -> bool:  # pragma: no cover - compiled
+    return bool((bits[row, v >> 3] >> (v & 7)) & 1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mark(bits: Arr, row: int, v: int) -> None:  # pragma: no cover - compiled
+    bits[row, v >> 3] |= np.uint8(1 << (v & 7))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unmark(bits: Arr, row: int, v: int) -> None:  # pragma: no cover - compiled
+    bits[row, v >> 3] &= np.uint8(~(1 << (v & 7)) & 0xFF)
+
+
+@njit(cache=True, nogil=True)
+def _queue_path(queues: Arr, pos_s: int, pos_t: int) -> tuple[Arr, Arr]:  # pragma: no cover
+    """s … meet … t from the two queues' parent positions (the meet is at pos_s and pos_t)."""
+    head = 0
+    i = pos_s
+    while i != 0:
+        i = queues[FROM_S, i]
+        head += 1
+    tail = 0
+    i = pos_t
+    while i != 0:
+        i = queues[FROM_T, i]
+        tail += 1
+    nodes = np.empty(head + tail + 1, np.int64)
+    edges = np.empty(head + tail, np.int64)
+    i, k = pos_s, head
+    nodes[k] = queues[QUEUE_S, i]
+    while i != 0:
+        edges[k - 1] = queues[VIA_S, i]
+        i = queues[FROM_S, i]
+        k -= 1
+        nodes[k] = queues[QUEUE_S, i]
+    i, k = pos_t, head
+    while i != 0:
+        edges[k] = queues[VIA_T, i]
+        i = queues[FROM_T, i]
+        k += 1
+        nodes[k] = queues[QUEUE_T, i]
+    return nodes, edges
+
+
+@njit(cache=True, nogil=True)
+def bidirectional_bfs(
+    indptr: Arr, indices: Arr, s: int, t: int, queues: Arr, bits: Arr
+) -> tuple[Arr, Arr]:  # pragma: no cover - compiled
+    """Meet-in-the-middle BFS: (entities, edge positions) of a fewest-links s–t path, or two
+    empty arrays. ``bits`` (one bit per entity and row) holds 0 on entry and again on return.
+
+    Per entity reached, only its "seen" bit is written at random (the bit rows are small
+    enough to stay in the processor's cache); where it came from goes into the queue rows
+    (``queues``: entity, parent's queue position, link position) in order of discovery.
+    """
+    _mark(bits, SEEN_S, s)
+    _mark(bits, SEEN_T, t)
+    queues[QUEUE_S, 0] = s
+    queues[QUEUE_T, 0] = t
+    head_s, tail_s, head_t, tail_t = 0, 1, 0, 1
+    meet, meet_side, meet_pos = -1, 0, 0
+    if s == t:
+        meet = s
+    # Before each level is expanded, the two searched sets are disjoint (a common entity is
+    # caught the moment the later search reaches it), so d(s, t) > depth_s + depth_t; the first
+    # entity the expansion finds in the other set is therefore on a shortest path, and the
+    # search stops there, without finishing the level (a hub's links are seldom all read).
+    while meet < 0 and head_s < tail_s and head_t < tail_t:
+        # Expand one level of the side with the smaller frontier (as networkx does: counting
+        # links instead reads fewer on average but far more when a hub ends a frontier).
+        forward = tail_s - head_s <= tail_t - head_t
+        if forward:
+            side, node_row, from_row, via_row = 0, QUEUE_S, FROM_S, VIA_S
+            seen, seen_other = SEEN_S, SEEN_T
+            head, tail = head_s, tail_s
+        else:
+            side, node_row, from_row, via_row = 1, QUEUE_T, FROM_T, VIA_T
+            seen, seen_other = SEEN_T, SEEN_S
+            head, tail = head_t, tail_t
+        end = tail
+        for i in range(head, end):
+            u = queues[node_row, i]
+            for e in range(indptr[u], indptr[u + 1]):
+                v = indices[e]
+                if not _has(bits, seen, v):
+                    _mark(bits, seen, v)
+                    queues[node_row, tail] = v
+                    queues[from_row, tail] = i
+                    queues[via_row, tail] = e
+                    tail += 1
+                    if _has(bits, seen_other, v):
+                        meet, meet_side, meet_pos = v, side, tail - 1
+                        break
+            if meet >= 0:
+                break
+        if forward:
+            head_s, tail_s = end, tail
+        else:
+            head_t, tail_t = end, tail
+    if meet >= 0:
+        # The meeting entity's place in the other side's queue: one scan, once per search.
+        other_row = QUEUE_T if meet_side == 0 else QUEUE_S
+        other_tail = tail_t if meet_side == 0 else tail_s
+        other_pos = 0
+        for i in range(other_tail):
+            if queues[other_row, i] == meet:
+                other_pos = i
+                break
+        if meet_side == 0:
+            nodes, edges = _queue_path(queues, meet_pos, other_pos)
+        else:
+            nodes, edges = _queue_path(queues, other_pos, meet_pos)
+    else:
+        nodes, edges = np.empty(0, np.int64), np.empty(0, np.int64)
+    for i in range(tail_s):
+        _unmark(bits, SEEN_S, queues[QUEUE_S, i])
+    for i in range(tail_t):
+        _unmark(bits, SEEN_T, queues[QUEUE_T, i])
+    return nodes, edges
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _push(
+    keys: Arr, nodes: Arr, size: int, key: float, node: int
+) -> None:  # pragma: no cover - compiled
+    i = size
+    keys[i] = key
+    nodes[i] = node
+    while i > 0:
+        parent = (i - 1) >> 1
+        if keys[parent] <= keys[i]:
+            break
+        keys[parent], keys[i] = keys[i], keys[parent]
+        nodes[parent], nodes[i] = nodes[i], nodes[parent]
+        i = parent
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pop(keys: Arr, nodes: Arr, size: int) -> None:  # pragma: no cover - compiled
+    """Removes the top (the caller has read it); ``size`` is the size before the pop."""
+    last = size - 1
+    keys[0] = keys[last]
+    nodes[0] = nodes[last]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= last:
+            break
+        child = left
+        if left + 1 < last and keys[left + 1] < keys[left]:
+            child = left + 1
+        if keys[i] <= keys[child]:
+            break
+        keys[child], keys[i] = keys[i], keys[child]
+        nodes[child], nodes[i] = nodes[i], nodes[child]
+        i = child
+
+
+@njit(cache=True, nogil=True)
+def _grow(keys: Arr, nodes: Arr) -> tuple[Arr, Arr]:  # pragma: no cover - compiled
+    k2 = np.empty(len(keys) * 2, keys.dtype)
+    n2 = np.empty(len(nodes) * 2, nodes.dtype)
+    k2[: len(keys)] = keys
+    n2[: len(nodes)] = nodes
+    return k2, n2
+
+
+@njit(cache=True, nogil=True)
+def bidirectional_dijkstra(
+    indptr: Arr,
+    indices: Arr,
+    weight: Arr,
+    s: int,
+    t: int,
+    ints: Arr,
+    queues: Arr,
+    dist: Arr,
+    bits: Arr,
+) -> tuple[Arr, Arr]:  # pragma: no cover - compiled
+    """Least-cost s–t path over non-negative weights: (entities, edge positions), or empties.
+
+    ``dist`` (entities × 2) holds inf, ``ints`` -1 and ``bits`` 0 on entry and again on return.
+    Stops when the two heaps' tops add up to at least the best path found (the classic rule,
+    exact whichever side grows). Once a path is known, an entity is not queued when its
+    distance plus the other side's top already reaches it: it could not be on a better path.
+    """
+    hk_s = np.empty(64, np.float64)
+    hn_s = np.empty(64, np.int64)
+    hk_t = np.empty(64, np.float64)
+    hn_t = np.empty(64, np.int64)
+    dist[s, 0] = 0.0
+    dist[t, 1] = 0.0
+    ints[s, PRED_S] = s
+    ints[t, PRED_T] = t
+    _mark(bits, SEEN_S, s)
+    _mark(bits, SEEN_T, t)
+    queues[QUEUE_S, 0] = s
+    n_touched = 1
+    if t != s:
+        queues[QUEUE_S, 1] = t
+        n_touched = 2
+    _push(hk_s, hn_s, 0, 0.0, s)
+    _push(hk_t, hn_t, 0, 0.0, t)
+    size_s, size_t = 1, 1
+    best = _INF
+    meet = -1
+    if s == t:
+        best, meet = 0.0, s
+    while size_s > 0 and size_t > 0:
+        if hk_s[0] + hk_t[0] >= best:
+            break
+        # Grow the side with the smaller heap: where one end sits by a hub, the other end
+        # does most of the settling (any order is exact under the stopping rule).
+        if size_s <= size_t:
+            side, pred, edge, seen, seen_other, done = (
+                0,
+                PRED_S,
+                EDGE_S,
+                SEEN_S,
+                SEEN_T,
+                DONE_S,
+            )
+            d, u = hk_s[0], hn_s[0]
+            _pop(hk_s, hn_s, size_s)
+            size_s -= 1
+            bound = hk_t[0]
+        else:
+            side, pred, edge, seen, seen_other, done = (
+                1,
+                PRED_T,
+                EDGE_T,
+                SEEN_T,
+                SEEN_S,
+                DONE_T,
+            )
+            d, u = hk_t[0], hn_t[0]
+            _pop(hk_t, hn_t, size_t)
+            size_t -= 1
+            bound = hk_s[0]
+        if _has(bits, done, u) or d > dist[u, side]:
+            continue
+        _mark(bits, done, u)
+        for e in range(indptr[u], indptr[u + 1]):
+            v = indices[e]
+            nd = d + weight[e]
+            reached = _has(bits, seen, v)
+            if (not reached or nd < dist[v, side]) and nd + bound < best:
+                if not reached:
+                    _mark(bits, seen, v)
+                    if not _has(bits, seen_other, v):
+                        queues[QUEUE_S, n_touched] = v
+                        n_touched += 1
+                dist[v, side] = nd
+                ints[v, pred] = u
+                ints[v, edge] = e
+                if side == 0:
+                    if size_s == len(hk_s):
+                        hk_s, hn_s = _grow(hk_s, hn_s)
+                    _push(hk_s, hn_s, size_s, nd, v)
+                    size_s += 1
+                else:
+                    if size_t == len(hk_t):
+                        hk_t, hn_t = _grow(hk_t, hn_t)
+                    _push(hk_t, hn_t, size_t, nd, v)
+                    size_t += 1
+            if _has(bits, seen_other, v) and _has(bits, seen, v):
+                total = dist[v, 0] + dist[v, 1]
+                if total < best:
+                    best, meet = total, v
+    if meet >= 0:
+        nodes, edges = _path(ints, s, t, meet)
+    else:
+        nodes, edges = np.empty(0, np.int64), np.empty(0, np.int64)
+    for i in range(n_touched):
+        v = queues[QUEUE_S, i]
+        dist[v, 0] = _INF
+        dist[v, 1] = _INF
+        ints[v, PRED_S] = -1
+        ints[v, PRED_T] = -1
+        ints[v, EDGE_S] = -1
+        ints[v, EDGE_T] = -1
+        for row in range(BIT_ROWS):
+            _unmark(bits, row, v)
+    return nodes, edges
