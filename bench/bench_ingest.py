@@ -299,7 +299,11 @@ else:
 u = resource.getrusage(resource.RUSAGE_SELF)
 c = u.ru_utime + u.ru_stime
 t = time.perf_counter()
-r = lake.ingest(Home(Path(sys.argv[1])), threads=int(sys.argv[2]))
+enricher = None
+if len(sys.argv) > 4 and sys.argv[4] == "enrich":  # as `takedown ingest` does by default
+    from takedown.enrich import Enricher
+    enricher = Enricher.default()
+r = lake.ingest(Home(Path(sys.argv[1])), threads=int(sys.argv[2]), enricher=enricher)
 s = time.perf_counter() - t
 u = resource.getrusage(resource.RUSAGE_SELF)
 # ru_maxrss survives execve on Linux (it would report the forking parent's peak): read this
@@ -339,13 +343,23 @@ def warm(home: Home) -> None:
                 pass
 
 
-def time_ingest(home: Home, threads: int, module: Path | None, cache: str) -> dict[str, Any]:
+def time_ingest(
+    home: Home, threads: int, module: Path | None, cache: str, enrich: bool = False
+) -> dict[str, Any]:
     reset(home)
     if cache == "warm":
         warm(home)
     load = os.getloadavg()[0]
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(home.root), str(threads), str(module or "")],
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            str(home.root),
+            str(threads),
+            str(module or ""),
+            "enrich" if enrich else "",
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -548,6 +562,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="ingest runs per variant (median)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument(
+        "--enrich", action="store_true", help="also time ingest with enrichment (as the CLI)"
+    )
     ap.add_argument("--dir", type=Path, default=None, help="where the temporary home goes")
     ap.add_argument("--keep", action="store_true", help="keep the temporary home")
     ap.add_argument(
@@ -615,13 +632,15 @@ def main() -> None:
             check_format(home)
             blocks = "{}–{}".format(*BLOCK_SIZES[kind])
             spool[blocks] = (gen.segments, gen.bytes)
-            runners = [("takedown ingest", None)]
+            runners: list[tuple[str, Path | None, bool]] = [("takedown ingest", None, False)]
+            if args.enrich:
+                runners.append(("takedown ingest + enrichment (the CLI's default)", None, True))
             if before is not None:
-                runners.append((f"takedown ingest at {args.before} (before)", before))
-            for what, module in runners:
+                runners.append((f"takedown ingest at {args.before} (before)", before, False))
+            for what, module, enrich in runners:
                 row = Row(blocks, gen.events, what)
                 for i in range(args.runs if module is None else args.before_runs):
-                    r = time_ingest(home, args.threads, module, args.cache)
+                    r = time_ingest(home, args.threads, module, args.cache, enrich)
                     assert r["events"] == gen.events == r["lake_rows"], r
                     assert r["corrupt"] == 0, r
                     row.runs.append(r["seconds"])
