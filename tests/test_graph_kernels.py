@@ -9,6 +9,7 @@ from scipy.sparse.csgraph import dijkstra, shortest_path
 
 from takedown.case.graph.adjacency import Adjacency, strongest_path
 from takedown.case.graph.adjacency import shortest_path as bfs_route
+from takedown.case.graph.kernels import bidirectional_bfs
 
 
 def adjacency(n, pairs, weights):
@@ -59,5 +60,20 @@ def test_searches_are_exact_and_tidy(n, data):
         assert len(short.nodes) - 1 == hops[s, t]
         assert abs(strong.cost - cost[s, t]) < 1e-9
         assert short.nodes[0] == s and short.nodes[-1] == t
+        # (here a link's id is its CSR position, so each direction of a step has its own)
+        steps = list(zip(short.nodes, short.nodes[1:], short.links, strict=False))
+        assert all(link in (adj.edge(a, b)[1], adj.edge(b, a)[1]) for a, b, link in steps)
+        assert abs(short.cost - sum(adj.edge(a, b)[0] for a, b, _ in steps)) < 1e-9
         with adj.scratch() as w:
             assert (w.ints == -1).all() and np.isinf(w.dist).all() and not w.bits.any()
+            assert not w.bfs_seen.any()
+
+
+def test_shortest_path_skips_numba_dispatch():
+    """The BFS is called through its compiled entry point (the dispatcher is the fallback):
+    if a numba upgrade hides it, this says so instead of queries quietly getting slower."""
+    adj, _ = adjacency(3, [(0, 1), (1, 2)], [0.5, 0.25])
+    route = bfs_route(adj, 0, 2)
+    assert route is not None and route.nodes == [0, 1, 2] and route.links == [0, 2]
+    assert adj._bfs is not bidirectional_bfs
+    assert bfs_route(adj, 2, 2).nodes == [2] and bfs_route(adj, 2, 2).links == []

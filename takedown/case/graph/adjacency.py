@@ -57,14 +57,20 @@ IntArray = npt.NDArray[np.int64]
 
 
 class _Scratch:
-    """Per-entity arrays the kernels use and leave as they found them."""
+    """Per-entity arrays the kernels use and leave as they found them. The BFS has its own
+    (so the two searches do not evict each other's from the processor's caches)."""
 
     def __init__(self, n: int) -> None:
-        self.ints = np.full((max(n, 2), FIELDS), -1, np.int64)
+        n = max(n, 2)
         # Written now (not calloc'd zeros), so no search pays for first touches of pages.
-        self.queues = np.full((QUEUE_ROWS, max(n, 2)), -1, np.int64)
-        self.dist = np.full((max(n, 2), 2), np.inf)
-        self.bits = np.zeros((BIT_ROWS, max(n, 2) // 8 + 1), np.uint8)
+        self.ints = np.full((n, FIELDS), -1, np.int64)
+        self.queues = np.full((QUEUE_ROWS, n), -1, np.int64)
+        self.dist = np.full((n, 2), np.inf)
+        self.bits = np.zeros((BIT_ROWS, n // 8 + 1), np.uint8)
+        self.bfs_queue = np.full((3, n + 1, 2), -1, np.int64)
+        self.bfs_seen = np.zeros(n // 4 + 1, np.uint8)
+        # The BFS writes its path to queue[2]; read back without numpy (one .tolist()).
+        self.bfs_out = memoryview(self.bfs_queue[2].reshape(-1))
 
 
 @dataclass
@@ -78,6 +84,7 @@ class Adjacency:
     version: int
     _evidence_csr: Any = field(default=None, repr=False)
     _scratch: _Scratch | None = field(default=None, repr=False)
+    _bfs: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @contextmanager
@@ -254,12 +261,32 @@ def _route(adj: Adjacency, nodes: npt.NDArray[np.int64], edges: IntArray) -> Rou
     return Route(nodes.tolist(), adj.link[edges].tolist(), float(adj.weight[edges].sum()))
 
 
+def _bind_bfs(adj: Adjacency, w: _Scratch) -> Any:
+    """The compiled BFS for this adjacency's argument types, called without numba's dispatch
+    (which types every argument on every call: a tenth of a query's time when cold). Falls
+    back to the dispatcher should numba ever stop exposing the compiled entry point."""
+    args = (adj.indptr, adj.indices, adj.link, adj.weight, 0, 0, w.bfs_queue, w.bfs_seen)
+    bidirectional_bfs(*args)  # compiles (or loads) the kernel for these types
+    sig = tuple(bidirectional_bfs.typeof_pyval(a) for a in args)
+    overload = bidirectional_bfs.overloads.get(sig)
+    adj._bfs = getattr(overload, "entry_point", None) or bidirectional_bfs
+    return adj._bfs
+
+
 def shortest_path(adj: Adjacency, s: int, t: int) -> Route | None:
     """Fewest steps from s to t (bidirectional BFS), or None when they are not connected."""
+    # Kept lean: a query between nearby entities takes tens of microseconds, and each extra
+    # Python or numpy step costs microseconds when its code is out of the processor's caches.
     with adj._lock:
-        w = adj._working()
-        nodes, edges = bidirectional_bfs(adj.indptr, adj.indices, s, t, w.queues, w.bits)
-    return _route(adj, nodes, edges)
+        w = adj._scratch or adj._working()
+        bfs = adj._bfs or _bind_bfs(adj, w)
+        hops, cost = bfs(
+            adj.indptr, adj.indices, adj.link, adj.weight, s, t, w.bfs_queue, w.bfs_seen
+        )
+        if hops < 0:
+            return None
+        found = w.bfs_out[: 2 * hops + 1].tolist()
+    return Route(found[: hops + 1], found[hops + 1 :], cost)
 
 
 def strongest_path(adj: Adjacency, s: int, t: int) -> Route | None:

@@ -20,7 +20,10 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
-from numba import njit  # noqa: E402
+from llvmlite import ir  # type: ignore[import-untyped]  # noqa: E402
+from numba import njit, types  # noqa: E402
+from numba.core import cgutils as _cgutils  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
 
 __all__ = ["bidirectional_bfs", "bidirectional_dijkstra"]
 
@@ -35,11 +38,9 @@ FIELDS = 4
 # Rows of the bit array (one bit per entity): seen from s, from t; settled from s, from t.
 SEEN_S, SEEN_T, DONE_S, DONE_T = range(4)
 BIT_ROWS = 4
-# Rows of the queue array (each as long as there are entities): the BFS's two queues, and
-# for each entry the queue position of its parent and the CSR position of the link taken.
-# The Dijkstra search lists the entities it touched in row QUEUE_S.
-QUEUE_S, QUEUE_T, FROM_S, FROM_T, VIA_S, VIA_T = range(6)
-QUEUE_ROWS = 6
+# Rows of the Dijkstra's queue array (as long as there are entities): the entities it touched.
+QUEUE_S = 0
+QUEUE_ROWS = 1
 
 
 @njit(cache=True, nogil=True)
@@ -90,112 +91,138 @@ def _unmark(bits: Arr, row: int, v: int) -> None:  # pragma: no cover - compiled
     bits[row, v >> 3] &= np.uint8(~(1 << (v & 7)) & 0xFF)
 
 
-@njit(cache=True, nogil=True)
-def _queue_path(queues: Arr, pos_s: int, pos_t: int) -> tuple[Arr, Arr]:  # pragma: no cover
-    """s … meet … t from the two queues' parent positions (the meet is at pos_s and pos_t)."""
-    head = 0
-    i = pos_s
-    while i != 0:
-        i = queues[FROM_S, i]
-        head += 1
-    tail = 0
-    i = pos_t
-    while i != 0:
-        i = queues[FROM_T, i]
-        tail += 1
-    nodes = np.empty(head + tail + 1, np.int64)
-    edges = np.empty(head + tail, np.int64)
-    i, k = pos_s, head
-    nodes[k] = queues[QUEUE_S, i]
-    while i != 0:
-        edges[k - 1] = queues[VIA_S, i]
-        i = queues[FROM_S, i]
-        k -= 1
-        nodes[k] = queues[QUEUE_S, i]
-    i, k = pos_t, head
-    while i != 0:
-        edges[k] = queues[VIA_T, i]
-        i = queues[FROM_T, i]
-        k += 1
-        nodes[k] = queues[QUEUE_T, i]
-    return nodes, edges
+cgutils: Any = _cgutils  # untyped
+
+
+def _prefetch_intrinsic(typingctx: Any, arr: Any, idx: Any) -> Any:  # pragma: no cover
+    """Asks the processor to fetch ``arr[idx]`` into its caches (never faults, even out of
+    bounds): the next frontier entities' CSR rows are read while this one's are scanned."""
+    sig = types.void(arr, idx)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        # read, keep in all cache levels, data
+        flags = [ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)]
+        builder.call(fn, [builder.bitcast(ptr, i8p), *flags])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_prefetch: Any = intrinsic(_prefetch_intrinsic)
+_LOW = 0xFFFFFFFF  # a BFS queue entry's first word: (parent's queue position << 32) | entity
 
 
 @njit(cache=True, nogil=True)
 def bidirectional_bfs(
-    indptr: Arr, indices: Arr, s: int, t: int, queues: Arr, bits: Arr
-) -> tuple[Arr, Arr]:  # pragma: no cover - compiled
-    """Meet-in-the-middle BFS: (entities, edge positions) of a fewest-links s–t path, or two
-    empty arrays. ``bits`` (one bit per entity and row) holds 0 on entry and again on return.
+    indptr: Arr, indices: Arr, link: Arr, weight: Arr, s: int, t: int, queue: Arr, seen: Arr
+) -> tuple[int, float]:  # pragma: no cover - compiled
+    """Meet-in-the-middle BFS for a fewest-links s–t path: returns (hops, sum of the links'
+    weights), or (-1, 0.0) when s and t are not connected. The path is written to
+    ``queue[2]`` read flat: entities 0…hops, then the ``link`` ids of the hops steps.
 
-    Per entity reached, only its "seen" bit is written at random (the bit rows are small
-    enough to stay in the processor's cache); where it came from goes into the queue rows
-    (``queues``: entity, parent's queue position, link position) in order of discovery.
+    ``seen`` (uint8, two bits per entity: seen from s, from t) holds 0 on entry and again on
+    return; both bits of an entity share a byte, so a test for either reads one cache line.
+    ``queue`` (int64, 3 × (entities + 1) × 2) holds, per side and in order of discovery,
+    ``(parent's queue position << 32) | entity`` and the CSR position of the link taken.
     """
-    _mark(bits, SEEN_S, s)
-    _mark(bits, SEEN_T, t)
-    queues[QUEUE_S, 0] = s
-    queues[QUEUE_T, 0] = t
+    seen[s >> 2] |= np.uint8(1 << ((s & 3) * 2))
+    seen[t >> 2] |= np.uint8(2 << ((t & 3) * 2))
+    queue[0, 0, 0] = s
+    queue[1, 0, 0] = t
     head_s, tail_s, head_t, tail_t = 0, 1, 0, 1
-    meet, meet_side, meet_pos = -1, 0, 0
+    meet_side, meet_pos = -1, 0
     if s == t:
-        meet = s
+        meet_side = 0
     # Before each level is expanded, the two searched sets are disjoint (a common entity is
     # caught the moment the later search reaches it), so d(s, t) > depth_s + depth_t; the first
     # entity the expansion finds in the other set is therefore on a shortest path, and the
     # search stops there, without finishing the level (a hub's links are seldom all read).
-    while meet < 0 and head_s < tail_s and head_t < tail_t:
+    while meet_side < 0 and head_s < tail_s and head_t < tail_t:
         # Expand one level of the side with the smaller frontier (as networkx does: counting
         # links instead reads fewer on average but far more when a hub ends a frontier).
-        forward = tail_s - head_s <= tail_t - head_t
-        if forward:
-            side, node_row, from_row, via_row = 0, QUEUE_S, FROM_S, VIA_S
-            seen, seen_other = SEEN_S, SEEN_T
-            head, tail = head_s, tail_s
-        else:
-            side, node_row, from_row, via_row = 1, QUEUE_T, FROM_T, VIA_T
-            seen, seen_other = SEEN_T, SEEN_S
-            head, tail = head_t, tail_t
+        side = 0 if tail_s - head_s <= tail_t - head_t else 1
+        head, tail = (head_s, tail_s) if side == 0 else (head_t, tail_t)
         end = tail
         for i in range(head, end):
-            u = queues[node_row, i]
-            for e in range(indptr[u], indptr[u + 1]):
+            # Each entity's row is a cache miss away (two: indptr, then indices): ask for the
+            # rows of the entities a few places ahead while this one is scanned.
+            if i + 8 < end:
+                _prefetch(indptr, queue[side, i + 8, 0] & _LOW)
+            if i + 4 < end:
+                _prefetch(indices, indptr[queue[side, i + 4, 0] & _LOW])
+            u = queue[side, i, 0] & _LOW
+            lim = indptr[u + 1]
+            for e in range(indptr[u], lim):
+                if e + 16 < lim:
+                    _prefetch(seen, indices[e + 16] >> 2)
                 v = indices[e]
-                if not _has(bits, seen, v):
-                    _mark(bits, seen, v)
-                    queues[node_row, tail] = v
-                    queues[from_row, tail] = i
-                    queues[via_row, tail] = e
-                    tail += 1
-                    if _has(bits, seen_other, v):
-                        meet, meet_side, meet_pos = v, side, tail - 1
-                        break
-            if meet >= 0:
+                byte, shift = v >> 2, (v & 3) * 2
+                bits = seen[byte] >> shift
+                if bits & (1 << side):
+                    continue
+                seen[byte] |= np.uint8((1 << side) << shift)
+                queue[side, tail, 0] = (i << 32) | v
+                queue[side, tail, 1] = e
+                tail += 1
+                if bits & (2 >> side):
+                    meet_side, meet_pos = side, tail - 1
+                    break
+            if meet_side >= 0:
                 break
-        if forward:
+        if side == 0:
             head_s, tail_s = end, tail
         else:
             head_t, tail_t = end, tail
-    if meet >= 0:
+    hops, cost = -1, 0.0
+    if meet_side >= 0:
         # The meeting entity's place in the other side's queue: one scan, once per search.
-        other_row = QUEUE_T if meet_side == 0 else QUEUE_S
-        other_tail = tail_t if meet_side == 0 else tail_s
+        other = 1 - meet_side
+        meet = queue[meet_side, meet_pos, 0] & _LOW
         other_pos = 0
-        for i in range(other_tail):
-            if queues[other_row, i] == meet:
+        for i in range(tail_t if meet_side == 0 else tail_s):
+            if queue[other, i, 0] & _LOW == meet:
                 other_pos = i
                 break
-        if meet_side == 0:
-            nodes, edges = _queue_path(queues, meet_pos, other_pos)
-        else:
-            nodes, edges = _queue_path(queues, other_pos, meet_pos)
-    else:
-        nodes, edges = np.empty(0, np.int64), np.empty(0, np.int64)
+        pos_s, pos_t = (meet_pos, other_pos) if meet_side == 0 else (other_pos, meet_pos)
+        head, tail = 0, 0
+        i = pos_s
+        while i != 0:
+            i = queue[0, i, 0] >> 32
+            head += 1
+        i = pos_t
+        while i != 0:
+            i = queue[1, i, 0] >> 32
+            tail += 1
+        hops = head + tail
+        out = queue[2].reshape(-1)  # entities 0…hops, then the steps' CSR positions
+        i, k = pos_s, head
+        out[k] = queue[0, i, 0] & _LOW
+        while i != 0:
+            out[hops + k] = queue[0, i, 1]
+            i = queue[0, i, 0] >> 32
+            k -= 1
+            out[k] = queue[0, i, 0] & _LOW
+        i, k = pos_t, head
+        while i != 0:
+            out[hops + 1 + k] = queue[1, i, 1]
+            i = queue[1, i, 0] >> 32
+            k += 1
+            out[k] = queue[1, i, 0] & _LOW
+        for k in range(hops + 1, 2 * hops + 1):  # positions to link ids, summed in path order
+            e = out[k]
+            cost += weight[e]
+            out[k] = link[e]
     for i in range(tail_s):
-        _unmark(bits, SEEN_S, queues[QUEUE_S, i])
+        seen[(queue[0, i, 0] & _LOW) >> 2] = 0  # a byte's other marks are queued too
     for i in range(tail_t):
-        _unmark(bits, SEEN_T, queues[QUEUE_T, i])
-    return nodes, edges
+        seen[(queue[1, i, 0] & _LOW) >> 2] = 0
+    return hops, cost
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -134,6 +134,8 @@ def email(value: str) -> str:
         dots, plus, canonical = rule
         if plus and "+" in local:
             local = local.split("+", 1)[0]
+            if local.endswith("."):  # "a.+tag": the mailbox it delivers to ("a.") cannot exist
+                raise NormalizeError(f"e-mail: local part {local[:40]!r} has a misplaced dot")
         if dots:
             local = local.replace(".", "")
         dom = canonical
