@@ -131,8 +131,8 @@ def _ingest_lock(home: Home) -> Iterator[None]:
 # encoding for the columns that repeat (not for times, addresses, ports, hashes and bodies,
 # which would fill the dictionary and fall back to plain after hashing every value); min/max
 # statistics only for the columns queries filter on; delta encoding for the near-monotonic
-# times; zstd level 1 everywhere but the body hash (below) and the body prefix, mostly
-# encrypted or compressed bot traffic, which lz4 stores as fast as it gives up.
+# times; zstd level 1 everywhere but the body prefix, mostly encrypted or compressed bot
+# traffic, which lz4 stores as fast as it gives up.
 _NOT_DICTIONARY = frozenset(
     {
         "time.source",
@@ -145,16 +145,10 @@ _NOT_DICTIONARY = frozenset(
 )
 _STATISTICS = ("time.source", "time.observation", "malware.name", "protocol.application")
 _FAST_CODEC = frozenset({"raw"})
-# SHA-256 hex digits are random: zstd only wins back their 4 bits of entropy per byte, at a
-# third of the whole write's cost; stored plain they cost 34 more bytes per event.
-_NO_CODEC = frozenset({"extra.body.sha256"})
 _PARQUET_OPTIONS: dict[str, Any] = {
     "row_group_size": 1 << 20,
-    "compression": {
-        n: "none" if n in _NO_CODEC else "lz4" if n in _FAST_CODEC else "zstd"
-        for n in schema.FIELD_NAMES
-    },
-    "compression_level": {n: 1 for n in schema.FIELD_NAMES if n not in _FAST_CODEC | _NO_CODEC},
+    "compression": {n: "lz4" if n in _FAST_CODEC else "zstd" for n in schema.FIELD_NAMES},
+    "compression_level": {n: 1 for n in schema.FIELD_NAMES if n not in _FAST_CODEC},
     "use_dictionary": [n for n in schema.FIELD_NAMES if n not in _NOT_DICTIONARY],
     "write_statistics": list(_STATISTICS),
     "column_encoding": {
