@@ -8,6 +8,7 @@ model in ``resolve.py``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import re
@@ -297,6 +298,12 @@ def payment(value: str, provider: str | None = None) -> str:
     if ":" in text and text.split(":", 1)[0] in {"webmoney", "wmid", "btc", "iban"}:
         scheme, _, rest = text.partition(":")
         return _payment_known(scheme, rest.strip(), text)
+    if provider is None and ":" in text:
+        # A key made with a provider ("provider:id") reads back as itself.
+        head, _, tail = text.partition(":")
+        with contextlib.suppress(NormalizeError):
+            if head and " ".join(tail.split()) and organisation(head).replace(":", "-") == head:
+                return payment(tail, head)
     compact = re.sub(r"[\s-]", "", text)
     if _WEBMONEY.match(compact.upper()):
         return f"webmoney:{compact.upper()}"
