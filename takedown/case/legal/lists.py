@@ -166,8 +166,8 @@ def check_ip(text: str) -> str:
                     raise ValueError("is not an IP network (address/prefix length)") from None
                 raise ValueError(f"has host bits set (did you mean {fixed}?)") from None
             raise ValueError("is not an IP network (address/prefix length)") from None
-        if net.num_addresses == 1:
-            return str(net.network_address)
+        if net.num_addresses == 1:  # one address: written as the address itself would be
+            return check_ip(str(net.network_address))
         return str(net)
     try:
         address = ipaddress.ip_address(value)
