@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import fcntl
 import gc
 import math
 import os
@@ -48,6 +47,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy
+from results import write_section
 
 from takedown.case.graph.adjacency import load_adjacency, shortest_path, strongest_path
 from takedown.case.graph.evidence import open_vault
@@ -320,7 +320,7 @@ def main() -> None:
     section = render(args, result)
     print(section)
     if args.write:
-        write_results(section)
+        write_section(SECTION, section)
         print(f"updated {RESULTS}", file=sys.stderr)
 
 
@@ -431,27 +431,6 @@ def render(args: argparse.Namespace, r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def write_results(section: str) -> None:
-    """Replace (or add) only this script's section; other sections are left as they are."""
-    RESULTS.touch(exist_ok=True)
-    with open(RESULTS, "r+", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        text = fh.read() or "# Benchmark results\n"
-        lines = text.splitlines(keepends=True)
-        start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-        if start is None:
-            new = text.rstrip("\n") + "\n\n" + section
-        else:
-            end = next(
-                (j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines)
-            )
-            rest = "".join(lines[end:])
-            new = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
-        fh.seek(0)
-        fh.write(new)
-        fh.truncate()
 
 
 if __name__ == "__main__":

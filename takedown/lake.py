@@ -394,13 +394,14 @@ def events_sql(home: Home) -> str:
     )
 
 
-def _where(
+def event_filter(
     since: dt.datetime | None,
     until: dt.datetime | None,
     family: str | None,
     ip: str | None,
     application: str | None,
 ) -> tuple[str, list[Any]]:
+    """A ``WHERE`` clause on the events (day partitions pruned) and its parameters."""
     clauses: list[str] = []
     params: list[Any] = []
     if since is not None:
@@ -434,7 +435,7 @@ def query_events(
     """Events matching the filters, newest last, with flat dotted column names."""
     if not has_events(home):
         return schema.flatten(schema.lake_schema().empty_table())
-    where, params = _where(since, until, family, ip, application)
+    where, params = event_filter(since, until, family, ip, application)
     cols = ", ".join(f'"{name}"' for name in schema.lake_schema().names)
     sql = f'SELECT {cols} FROM {events_sql(home)}{where} ORDER BY "time".source DESC'
     if limit is not None:

@@ -89,23 +89,6 @@ class LakeScan:
         return "; ".join(parts)
 
 
-def _where(
-    since: dt.datetime | None, until: dt.datetime | None, family: str | None
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if since is not None:
-        clauses += ["day >= ?", '"time".source >= ?']
-        params += [since.date().isoformat(), since]
-    if until is not None:
-        clauses += ["day <= ?", '"time".source < ?']
-        params += [until.date().isoformat(), until]
-    if family:
-        clauses.append("malware.name = ?")
-        params.append(family.lower())
-    return "".join(f" AND {c}" for c in clauses), params
-
-
 def scan_lake(
     home: Home,
     *,
@@ -124,7 +107,9 @@ def scan_lake(
     scan = LakeScan()
     if not lake.has_events(home):
         return scan
-    where, params = _where(since, until, family)
+    # The events' own filter, as a condition added after "column IS NOT NULL".
+    where, params = lake.event_filter(since, until, family, None, None)
+    where = where.replace(" WHERE ", " AND ", 1)
     src = lake.events_sql(home)
     con = duckdb.connect()
     try:
