@@ -2,6 +2,8 @@ import os
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from takedown.errors import RuleError
 from takedown.sinkhole.rules import BUILTIN_RULES, HttpFacts, RuleSet, load_rules, parse_rules
@@ -163,3 +165,96 @@ def test_reload_when_files_change_and_keep_old_set_on_error(tmp_path):
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 20_000_000))
     assert rs.reload_if_changed() is False
     assert rs.classify_http(facts(path="/a")).malware == "two"
+
+
+# -- the memo of classify_request --------------------------------------------------------------
+MEMO_RULES = """
+[[rule]]
+id = "t.prefix"
+malware = "prefixed"
+confidence = 50
+basis = "test"
+body_prefix = "cafe"
+
+[[rule]]
+id = "t.query-id"
+malware = "queried"
+confidence = 50
+basis = "test"
+path = '\\.php$'
+query = '(^|&)id=[0-9a-f]{4,}'
+bot_id = { query = "id" }
+
+[[rule]]
+id = "t.header-id"
+malware = "headed"
+confidence = 50
+basis = "test"
+user_agent = '^Bot/'
+bot_id = { header = "x-bot" }
+"""
+
+
+def _memo_set(tmp_path):
+    (tmp_path / "t.toml").write_text(MEMO_RULES)
+    return RuleSet([tmp_path, BUILTIN_RULES])
+
+
+def _both(rs, method, target, host, ua, headers, size, prefix):
+    path, _, query = target.partition("?")
+    expect = rs.classify_http(HttpFacts(method, path, query, host, ua, headers, size, prefix))
+    return rs.classify_request(method, target, host, ua, headers, size, prefix), expect
+
+
+def test_memo_answers_as_the_rules_do_and_reads_bot_ids_anew(tmp_path):
+    rs = _memo_set(tmp_path)
+    for _ in range(3):  # the first round fills the memo, the next ones read it
+        for bot in ("b1", "b2"):
+            got, expect = _both(rs, "GET", "/", "", "Bot/1", {"x-bot": bot}, 0, b"")
+            assert got == expect and got.bot_id == bot
+        got, expect = _both(rs, "GET", "/g.php?id=abcd1", "", "", {}, 0, b"")
+        assert got == expect and (got.malware, got.bot_id) == ("queried", "abcd1")
+        got, expect = _both(rs, "POST", "/x", "", "", {}, 9, b"\xca\xfe\x01")
+        assert got == expect and got.malware == "prefixed"
+        got, expect = _both(rs, "POST", "/x", "", "", {}, 9, b"\xca\xfd\x01")
+        assert got == expect and got.malware == "unknown"
+        got, expect = _both(rs, "POST", "/login.php", "", "", {}, 96, b"\x00" * 96)
+        assert got == expect and got.malware == "rustock"
+
+
+def test_memo_is_bounded_and_forgotten_on_reload(tmp_path, monkeypatch):
+    import takedown.sinkhole.rules as rules_mod
+
+    monkeypatch.setattr(rules_mod, "MEMO_MAX", 8)
+    rs = _memo_set(tmp_path)
+    for i in range(50):
+        rs.classify_request("GET", f"/{i}", "", "", {}, 0, b"")
+        assert len(rs._memo) <= 8
+    assert rs.classify_request("POST", "/x", "", "", {}, 9, b"\xca\xfe").malware == "prefixed"
+    time.sleep(0.01)
+    (tmp_path / "t.toml").write_text(MEMO_RULES.replace('"prefixed"', '"renamed"'))
+    os.utime(tmp_path / "t.toml", ns=(time.time_ns() + 10**9,) * 2)
+    assert rs.reload_if_changed()
+    assert rs.classify_request("POST", "/x", "", "", {}, 9, b"\xca\xfe").malware == "renamed"
+
+
+_SHAPES = st.tuples(
+    st.sampled_from(["GET", "POST", "HEAD"]),
+    st.sampled_from(["/", "/login.php", "/gate.php", "/a.php?id=00ff00ff", "/a.php?x=1", "/q"]),
+    st.sampled_from(["", "c2.example", "C2.example:80"]),
+    st.sampled_from(["", "Bot/2", "Mozilla/4.0"]),
+    st.sampled_from([{}, {"x-bot": "b9"}]),
+    st.sampled_from([0, 95, 96, 97]),
+    st.sampled_from([b"", b"\xca", b"\xca\xfe", b"\xca\xfe\x00" * 40]),
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(shapes=st.lists(_SHAPES, min_size=1, max_size=30))
+def test_fuzz_memo_never_changes_an_answer(tmp_path, shapes):
+    rs = _memo_set(tmp_path)
+    for shape in shapes + shapes:
+        got, expect = _both(rs, *shape)
+        assert got == expect

@@ -185,3 +185,53 @@ def test_fuzz_arbitrary_bytes(blob):
     start = header.size if header else 0
     scan = scan_blocks(blob, min(start, len(blob)))
     assert scan.valid_end <= len(blob)
+
+
+# -- rows_to_batch: constant, empty and repeated columns ----------------------------------------
+WIDE = pa.schema(
+    [
+        ("t1", pa.timestamp("us", tz="UTC")),
+        ("t2", pa.timestamp("us", tz="UTC")),
+        ("port", pa.int32()),
+        ("size", pa.int64()),
+        ("name", pa.string()),
+        ("same_as_name", pa.string()),
+        ("raw", pa.binary()),
+        ("flag", pa.bool_()),
+    ]
+)
+
+
+def reference(rows_, schema):
+    """The plain conversion: one struct array of all the rows."""
+    return pa.RecordBatch.from_struct_array(pa.array(rows_, type=pa.struct(list(schema))))
+
+
+_CELLS = [
+    st.none() | st.integers(0, 3),
+    st.none() | st.integers(0, 3),
+    st.none() | st.integers(0, 2),
+    st.none() | st.integers(-(2**40), 2**40),
+    st.none() | st.sampled_from(["", "a", "é", "a" * 40]),
+    st.none() | st.sampled_from(["", "a", "é"]),
+    st.none() | st.sampled_from([b"", b"\x00", b"x" * 96]),
+    st.none() | st.booleans(),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(*_CELLS), min_size=1, max_size=40), st.data())
+def test_fuzz_rows_to_batch_equals_the_plain_conversion(rows_, data):
+    if data.draw(st.booleans()):  # a block where the two times (and names) agree
+        rows_ = [(r[0], r[0], r[2], r[3], r[4], r[4], r[6], r[7]) for r in rows_]
+    for _ in range(2):  # the second time, constant columns come from the cache
+        got = spool.rows_to_batch(rows_, WIDE)
+        assert got.schema == WIDE
+        assert got.equals(reference(rows_, WIDE))
+        assert got.to_pylist() == reference(rows_, WIDE).to_pylist()
+
+
+def test_rows_to_batch_empty_and_wrong_width():
+    assert spool.rows_to_batch([], WIDE).num_rows == 0
+    with pytest.raises(ValueError, match="row of 2 values for a schema of 8 fields"):
+        spool.rows_to_batch([(1, 2)], WIDE)

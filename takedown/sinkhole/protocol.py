@@ -18,7 +18,8 @@ from typing import Any
 import httptools
 
 from takedown.schema import FIELDS, flat_schema
-from takedown.sinkhole.rules import HttpFacts, Match, RuleSet
+from takedown.sinkhole.fastpath import read_simple
+from takedown.sinkhole.rules import Match, RuleSet
 
 __all__ = [
     "SPOOL_FIELDS",
@@ -27,6 +28,7 @@ __all__ = [
     "ParsedRequest",
     "Sensor",
     "dns_row",
+    "http_base",
     "http_row",
 ]
 
@@ -150,6 +152,7 @@ class HttpRequestReader:
         self._abort: tuple[str, int] | None = None
         self.broken = False
         self.in_request = False  # bytes of an unfinished request have arrived
+        self.fast = True  # read simple whole requests without llhttp (see ``fastpath``)
 
     # httptools callbacks ---------------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -277,6 +280,25 @@ class HttpRequestReader:
             elif not self.broken:  # else: bytes after a request that closes the connection
                 self._fail(f"malformed HTTP: {exc}", 400)
 
+    def _read_simple(self, buf: bytes) -> int:
+        """Read the simple whole requests at the start of ``buf``; where the rest begins."""
+        pos, done = 0, self._done
+        while True:
+            got = read_simple(
+                buf,
+                pos,
+                raw_bytes=self.raw_bytes,
+                max_header_bytes=self.max_header_bytes,
+                max_body_bytes=self.max_body_bytes,
+            )
+            if got is None:
+                return pos
+            method, target, version, headers, size, sha, prefix, keep, pos = got
+            done.append(ParsedRequest(method, target, version, headers, size, sha, prefix, keep))
+            if not keep:
+                self.broken = True  # answered, then closed: what follows is not read
+                return pos
+
     def feed(self, data: bytes) -> list[ParsedRequest]:
         if self.broken:
             return []
@@ -285,9 +307,14 @@ class HttpRequestReader:
         if self._held:
             buf = self._held + buf
             self._held = b""
-        view = memoryview(buf)
         end = len(buf)
         pos = 0
+        if self.fast and self._cur is None:
+            pos = self._read_simple(buf)
+            if pos == end or self.broken:
+                self.in_request = False
+                return self._done
+        view = memoryview(buf)
         while pos < end and not self.broken:
             cur = self._cur
             if self._in_body and cur is not None and self._body_end is not None:
@@ -344,10 +371,36 @@ def _host_name(host: str) -> str | None:
 _json_str = json.encoder.encode_basestring_ascii
 
 
+_KEPT_MEMO: dict[tuple[Any, ...], str | None] = {}
+_KEPT_MEMO_MAX = 4096
+
+
 def _kept_headers(headers: dict[str, str], kept: Sequence[str]) -> str | None:
-    """The kept headers as compact JSON (what json.dumps gives, without its per-call cost)."""
+    """The kept headers as compact JSON (what json.dumps gives, without its per-call cost);
+    remembered by their values, which a botnet's requests repeat."""
+    values = (kept, *map(headers.get, kept))
+    text = _KEPT_MEMO.get(values, "")
+    if text != "":
+        return text
     parts = [f"{_json_str(k)}:{_json_str(headers[k])}" for k in kept if k in headers]
-    return "{" + ",".join(parts) + "}" if parts else None
+    text = "{" + ",".join(parts) + "}" if parts else None
+    if len(_KEPT_MEMO) >= _KEPT_MEMO_MAX:
+        _KEPT_MEMO.clear()
+    _KEPT_MEMO[values] = text
+    return text
+
+
+def http_base(*, peer: tuple[str, int], local: tuple[str, int], sensor: Sensor) -> list[Any]:
+    """The fields every HTTP row of one connection shares (``http_row`` copies them)."""
+    row: list[Any] = list(_EMPTY)
+    row[_I_SRC_IP], row[_I_SRC_PORT] = peer[0], peer[1]
+    row[_I_DST_IP], row[_I_DST_PORT] = local[0], local[1]
+    row[_I_TRANSPORT] = "tcp"
+    row[_I_APP] = "http"
+    row[_I_FEED] = "takedown-sinkhole"
+    row[_I_PROVIDER] = sensor.provider
+    row[_I_SENSOR] = sensor.name
+    return row
 
 
 def http_row(
@@ -359,26 +412,22 @@ def http_row(
     local: tuple[str, int],
     sensor: Sensor,
     status: int,
+    base: list[Any] | None = None,
 ) -> tuple[Any, ...]:
-    """The spool row of one HTTP request."""
-    row: list[Any] = list(_EMPTY)
+    """The spool row of one HTTP request (``base``: ``http_base`` of the same peer, local
+    address and sensor, made once per connection)."""
+    row = base.copy() if base is not None else http_base(peer=peer, local=local, sensor=sensor)
+    headers = req.headers
     row[_I_TS] = row[_I_OBS] = now_us
-    row[_I_SRC_IP], row[_I_SRC_PORT] = peer[0], peer[1]
-    row[_I_DST_IP], row[_I_DST_PORT] = local[0], local[1]
-    row[_I_FQDN] = _host_name(req.host)
-    row[_I_TRANSPORT] = "tcp"
-    row[_I_APP] = "http"
-    row[_I_FEED] = "takedown-sinkhole"
-    row[_I_PROVIDER] = sensor.provider
+    row[_I_FQDN] = _host_name(headers.get("host", ""))
     row[_I_METHOD] = req.method or None
     row[_I_TARGET] = req.target[:8192] or None
     row[_I_VERSION] = req.version or None
-    row[_I_UA] = req.headers.get("user-agent")
-    row[_I_HEADERS] = _kept_headers(req.headers, sensor.headers_kept)
+    row[_I_UA] = headers.get("user-agent")
+    row[_I_HEADERS] = _kept_headers(headers, sensor.headers_kept)
     row[_I_STATUS] = status
     row[_I_BODY_SIZE] = req.body_size
     row[_I_SHA] = req.body_sha256 or None
-    row[_I_SENSOR] = sensor.name
     row[_I_ERROR] = req.error
     row[_I_RAW] = req.body_prefix
     if match is not None:
@@ -391,17 +440,16 @@ def http_row(
 
 
 def classify(rules: RuleSet, req: ParsedRequest) -> Match:
-    facts = HttpFacts(
-        method=req.method,
-        path=req.path,
-        query=req.query,
-        host=req.host,
-        user_agent=req.headers.get("user-agent", ""),
-        headers=req.headers,
-        body_size=req.body_size,
-        body_prefix=req.body_prefix,
+    headers = req.headers
+    return rules.classify_request(
+        req.method,
+        req.target,
+        headers.get("host", ""),
+        headers.get("user-agent", ""),
+        headers,
+        req.body_size,
+        req.body_prefix,
     )
-    return rules.classify_http(facts)
 
 
 def dns_row(

@@ -279,6 +279,9 @@ def load_rules(folders: Sequence[Path]) -> list[Rule]:
 
 
 UNKNOWN = Match("unknown", "", None, "other", "undetermined")
+# Decisions remembered per rule set (bots repeat the same request shape endlessly); the memo
+# starts over when it reaches this size, so hostile variety costs memory only up to it.
+MEMO_MAX = 4096
 
 
 class RuleSet:
@@ -288,8 +291,21 @@ class RuleSet:
         self.folders = list(folders)
         self.rules = load_rules(self.folders)
         self._stamp = self._fingerprint()
+        self._index()
+
+    def _index(self) -> None:
         self._http = [r for r in self.rules if r.protocol == "http"]
         self._dns = [r for r in self.rules if r.protocol == "dns"]
+        # What a decision depends on: the query only if a rule reads it, the body's first
+        # bytes only as far as a rule's prefix reaches.
+        self._uses_query = any(r.query is not None for r in self._http)
+        self._prefix_len = max((len(r.body_prefix or b"") for r in self._http), default=0)
+        self._memo: dict[tuple[Any, ...], Rule | None] = {}
+        self._fixed = {
+            r.id: Match(r.malware, r.id, None, r.taxonomy, r.type)
+            for r in self._http
+            if r.bot_id is None
+        }
 
     def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         out = []
@@ -312,8 +328,7 @@ class RuleSet:
             log.error("rules not reloaded, keeping the %d in force: %s", len(self.rules), exc)
             return False
         self.rules = rules
-        self._http = [r for r in rules if r.protocol == "http"]
-        self._dns = [r for r in rules if r.protocol == "dns"]
+        self._index()
         log.info("rules reloaded: %d rules", len(rules))
         return True
 
@@ -323,6 +338,47 @@ class RuleSet:
             if m is not None:
                 return m
         return UNKNOWN
+
+    def classify_request(
+        self,
+        method: str,
+        target: str,
+        host: str,
+        user_agent: str,
+        headers: Mapping[str, str],
+        body_size: int,
+        body_prefix: bytes,
+    ) -> Match:
+        """``classify_http`` of one request, remembering which rule requests of its shape
+        match (the rules' verdict depends only on the key below); bot ids are read anew."""
+        path, _, query = target.partition("?")
+        key = (
+            method,
+            target if self._uses_query else path,
+            host,
+            user_agent,
+            body_size,
+            body_prefix[: self._prefix_len],
+        )
+        memo = self._memo
+        if key in memo:
+            rule = memo[key]
+            if rule is None:
+                return UNKNOWN
+            fixed = self._fixed.get(rule.id)
+            if fixed is not None:
+                return fixed
+        facts = HttpFacts(method, path, query, host, user_agent, headers, body_size, body_prefix)
+        for rule in self._http:
+            m = rule.match_http(facts)
+            if m is not None:
+                break
+        else:
+            rule, m = None, UNKNOWN
+        if len(memo) >= MEMO_MAX:
+            memo.clear()
+        memo[key] = rule
+        return m
 
     def classify_dns(self, qname: str, qtype: str) -> Match:
         for rule in self._dns:

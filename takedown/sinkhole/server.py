@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import multiprocessing
@@ -38,6 +39,7 @@ from takedown.sinkhole.protocol import (
     Sensor,
     classify,
     dns_row,
+    http_base,
     http_row,
 )
 from takedown.sinkhole.rules import BUILTIN_RULES, RuleSet
@@ -266,6 +268,12 @@ class Worker:
         )
         if ready is not None:
             ready(info)
+        # Start-up's objects (modules, rules, settings) live as long as the worker: moved out
+        # of the collector's sight, and with young collections rarer, the per-request objects
+        # (freed by reference counting) no longer pay for scans of them.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(10_000, 20, 20)
         sweeper = asyncio.create_task(self._sweep())
         await stop.wait()
         log.info("sinkhole %s stopping: finishing answered requests", self.sensor.name)
@@ -318,6 +326,7 @@ class HttpConnection(asyncio.Protocol):
         self.request_started: float | None = None
         self.peer: tuple[str, int] = ("", 0)
         self.local: tuple[str, int] = ("", 0)
+        self.base: list[Any] | None = None  # the fields all this connection's rows share
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
@@ -335,6 +344,7 @@ class HttpConnection(asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         self.peer = (peer[0], peer[1]) if peer else ("", 0)
         self.local = (local[0], local[1]) if local else ("", 0)
+        self.base = http_base(peer=self.peer, local=self.local, sensor=w.sensor)
         w.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -376,6 +386,7 @@ class HttpConnection(asyncio.Protocol):
             local=self.local,
             sensor=w.sensor,
             status=status,
+            base=self.base,
         )
         keep = req.keep_alive and req.error is None
         self.pending.append((status, keep, req.method == "HEAD"))
