@@ -138,7 +138,8 @@ class HttpRequestReader:
         self.raw_bytes = raw_bytes
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
-        self._parser = httptools.HttpRequestParser(self)
+        # llhttp, made when a request first needs it (most never do: see ``fastpath``).
+        self._parser: Any = None
         self._done: list[ParsedRequest] = []
         self._cur: ParsedRequest | None = None
         self._url = b""
@@ -263,6 +264,8 @@ class HttpRequestReader:
             self._fail(f"request head over {self.max_header_bytes} bytes", 431)
 
     def _parse(self, data: memoryview) -> None:
+        if self._parser is None:
+            self._parser = httptools.HttpRequestParser(self)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:

@@ -197,6 +197,16 @@ class Worker:
             settings.response_content_type,
         )
         self.responses.tick()
+        # Settings read on every connection or request, as plain attributes.
+        self.reader_caps = {
+            "raw_bytes": settings.raw_bytes,
+            "max_header_bytes": settings.max_header_bytes,
+            "max_body_bytes": settings.max_body_bytes,
+        }
+        self.max_connections: int = settings.max_connections
+        self.max_pipeline: int = settings.max_pipeline
+        self.response_status: int = settings.response_status
+        self.local: tuple[str, int] | None = None  # the HTTP address, when not a wildcard
         self.connections: set[HttpConnection] = set()
         self.commit: GroupCommit | None = None
         self.dns_policy: dns.DnsPolicy | None = None
@@ -205,12 +215,7 @@ class Worker:
 
     # -- HTTP ---------------------------------------------------------------------------------
     def new_reader(self) -> HttpRequestReader:
-        s = self.settings
-        return HttpRequestReader(
-            raw_bytes=s.raw_bytes,
-            max_header_bytes=s.max_header_bytes,
-            max_body_bytes=s.max_body_bytes,
-        )
+        return HttpRequestReader(**self.reader_caps)
 
     async def run(self, ready: Callable[[dict[str, Any]], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -238,6 +243,8 @@ class Worker:
             )
             servers.append(http)
             info["http"] = list(http.sockets[0].getsockname()[:2])
+            if info["http"][0] not in ("0.0.0.0", "::"):
+                self.local = (info["http"][0], info["http"][1])
             if self.settings.dns_listen:
                 dhost, dport = parse_listen(self.settings.dns_listen, "--dns")
                 answer_v4 = self.settings.dns_answer_ipv4 or (host if ":" not in host else "")
@@ -331,19 +338,22 @@ class HttpConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         w = self.worker
-        if len(w.connections) >= w.settings.max_connections:
+        if len(w.connections) >= w.max_connections:
             w.refused_connections += 1
             if w.refused_connections % 1000 == 1:
                 log.warning(
-                    "connection cap %d reached; closing new connections", w.settings.max_connections
+                    "connection cap %d reached; closing new connections", w.max_connections
                 )
             transport.abort()
             return
         self.transport = transport
         peer = transport.get_extra_info("peername")
-        local = transport.get_extra_info("sockname")
         self.peer = (peer[0], peer[1]) if peer else ("", 0)
-        self.local = (local[0], local[1]) if local else ("", 0)
+        if w.local is not None:
+            self.local = w.local  # the listening address itself: no system call to ask
+        else:
+            local = transport.get_extra_info("sockname")
+            self.local = (local[0], local[1]) if local else ("", 0)
         self.base = http_base(peer=self.peer, local=self.local, sensor=w.sensor)
         w.connections.add(self)
 
@@ -366,7 +376,7 @@ class HttpConnection(asyncio.Protocol):
         else:
             self.request_started = None
         if (
-            len(self.pending) > self.worker.settings.max_pipeline
+            len(self.pending) > self.worker.max_pipeline
             and not self.paused
             and self.transport is not None
         ):
@@ -376,7 +386,7 @@ class HttpConnection(asyncio.Protocol):
     def _handle(self, req: ParsedRequest) -> None:
         w = self.worker
         assert w.commit is not None
-        status = req.status or w.settings.response_status
+        status = req.status or w.response_status
         match = None if req.error else classify(w.rules, req)
         row = http_row(
             req,
@@ -404,7 +414,7 @@ class HttpConnection(asyncio.Protocol):
         transport.write(self.worker.responses.get(status, keep, head))
         if not keep:
             transport.close()
-        elif self.paused and len(self.pending) <= self.worker.settings.max_pipeline // 2:
+        elif self.paused and len(self.pending) <= self.worker.max_pipeline // 2:
             self.paused = False
             transport.resume_reading()
 

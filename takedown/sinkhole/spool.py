@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -199,11 +200,30 @@ def read_segment(path: Path) -> tuple[SegmentHeader, Scan, bytes]:
     return header, scan_blocks(data, header.size), data
 
 
-# Arrays of a column that holds one value (or none) throughout a block, by (type, value, rows):
-# most of a sinkhole row is the same in every row of a block (the sensor, the feed, the rule,
-# the empty DNS fields), and a cached array costs nothing to reuse.
-_CONSTANT: dict[tuple[pa.DataType, Any, int], pa.Array] = {}
-_CONSTANT_MAX = 4096
+class _Plan:
+    """What ``rows_to_batch`` needs of a schema, worked out once: its types, which columns
+    share the type of the one before, and the arrays of columns that held one value (or
+    none) throughout a block, by (column, value, rows). Most of a sinkhole row is the same
+    in every row of a block (the sensor, the feed, the rule, the empty DNS fields), and a
+    cached array costs nothing to reuse."""
+
+    MAX_CONSTANTS = 4096
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.types = list(schema.types)
+        self.same_type = [False] + [a.equals(b) for a, b in itertools.pairwise(self.types)]
+        self.constants: dict[tuple[int, Any, int], pa.Array] = {}
+
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan(schema: pa.Schema) -> _Plan:
+    plan = _PLANS.get(id(schema))
+    if plan is None or plan.schema is not schema:
+        plan = _PLANS[id(schema)] = _Plan(schema)
+    return plan
 
 
 def rows_to_batch(rows: Sequence[tuple[Any, ...]], schema: pa.Schema) -> pa.RecordBatch:
@@ -221,26 +241,27 @@ def rows_to_batch(rows: Sequence[tuple[Any, ...]], schema: pa.Schema) -> pa.Reco
     n = len(rows)
     if n == 0:
         return pa.RecordBatch.from_pylist([], schema=schema)
+    plan = _plan(schema)
+    constants = plan.constants
     arrays: list[pa.Array] = []
-    prev: tuple[Any, ...] | None = None
-    prev_type: pa.DataType | None = None
-    columns = zip(*rows, strict=True)
-    for col, kind in zip(columns, schema.types, strict=True):
+    prev: tuple[Any, ...] = ()
+    for i, col in enumerate(zip(*rows, strict=True)):
         first = col[0]
         if col.count(first) == n:
-            key = (kind, first, n)
-            arr = _CONSTANT.get(key)
+            key = (i, first, n)
+            arr = constants.get(key)
             if arr is None:
-                if len(_CONSTANT) >= _CONSTANT_MAX:
-                    _CONSTANT.clear()
+                if len(constants) >= plan.MAX_CONSTANTS:
+                    constants.clear()
+                kind = plan.types[i]
                 arr = pa.nulls(n, kind) if first is None else pa.array(col, kind)
-                _CONSTANT[key] = arr
-        elif kind == prev_type and col == prev:
+                constants[key] = arr
+        elif plan.same_type[i] and col == prev:
             arr = arrays[-1]
         else:
-            arr = pa.array(col, kind)
+            arr = pa.array(col, plan.types[i])
         arrays.append(arr)
-        prev, prev_type = col, kind
+        prev = col
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
