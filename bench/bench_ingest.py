@@ -216,7 +216,7 @@ def generate(
     gen = Generated()
     ips = _ip_pool(rng)
     bodies = pa.py_buffer(rng.randbytes(BODY_POOL * BODY))
-    hexes = pa.py_buffer(rng.randbytes(BODY_POOL * 32).hex().encode())
+    digests = pa.py_buffer(rng.randbytes(BODY_POOL * 32))
     names = SPOOL_SCHEMA.names
     col = {name: i for i, name in enumerate(names)}
     per_sensor = [events // sensors + (1 if s < events % sensors else 0) for s in range(sensors)]
@@ -244,7 +244,9 @@ def generate(
                 )
                 start = rng.randrange(BODY_POOL - n + 1)
                 arrays[col["raw"]] = _fixed_width(pa.binary(), bodies, BODY, n, start)
-                arrays[col["extra.body.sha256"]] = _fixed_width(pa.string(), hexes, 64, n, start)
+                arrays[col["extra.body.sha256"]] = pa.Array.from_buffers(
+                    pa.binary(32), n, [None, digests[start * 32 : (start + n) * 32]]
+                )
                 chunk = pa.RecordBatch.from_arrays(arrays, schema=SPOOL_SCHEMA)
                 pos = 0
                 while pos < n:

@@ -132,7 +132,8 @@ def _ingest_lock(home: Home) -> Iterator[None]:
 # which would fill the dictionary and fall back to plain after hashing every value); min/max
 # statistics only for the columns queries filter on; delta encoding for the near-monotonic
 # times; zstd level 1 everywhere but the body prefix, mostly encrypted or compressed bot
-# traffic, which lz4 stores as fast as it gives up.
+# traffic, which lz4 stores as fast as it gives up, and the body hash, 32 random bytes that no
+# codec shrinks (stored as they are: a quarter of the writer's work was zstd failing on them).
 _NOT_DICTIONARY = frozenset(
     {
         "time.source",
@@ -144,11 +145,11 @@ _NOT_DICTIONARY = frozenset(
     }
 )
 _STATISTICS = ("time.source", "time.observation", "malware.name", "protocol.application")
-_FAST_CODEC = frozenset({"raw"})
+_CODEC = {"raw": "lz4", "extra.body.sha256": "none"}
 _PARQUET_OPTIONS: dict[str, Any] = {
     "row_group_size": 1 << 20,
-    "compression": {n: "lz4" if n in _FAST_CODEC else "zstd" for n in schema.FIELD_NAMES},
-    "compression_level": {n: 1 for n in schema.FIELD_NAMES if n not in _FAST_CODEC},
+    "compression": {n: _CODEC.get(n, "zstd") for n in schema.FIELD_NAMES},
+    "compression_level": {n: 1 for n in schema.FIELD_NAMES if n not in _CODEC},
     "use_dictionary": [n for n in schema.FIELD_NAMES if n not in _NOT_DICTIONARY],
     "write_statistics": list(_STATISTICS),
     "column_encoding": {
@@ -233,15 +234,40 @@ def _nest_blocks(batches: list[pa.RecordBatch]) -> pa.Table:
     return pa.concat_tables([schema.nest(b) for b in batches])
 
 
+_SHA = "extra.body.sha256"
+
+
+def _hash_as_text(spool_schema: pa.Schema) -> int:
+    """Where a spool written before the body hash was kept as bytes has it as hex text."""
+    i = spool_schema.get_field_index(_SHA)
+    return i if i >= 0 and pa.types.is_string(spool_schema.field(i).type) else -1
+
+
+def _hash_to_bytes(batch: pa.RecordBatch, i: int) -> pa.RecordBatch:
+    """Such a spool's hex hashes as the 32 bytes the lake keeps (anything else as null)."""
+
+    def digest(text: str | None) -> bytes | None:
+        try:
+            raw = bytes.fromhex(text) if text is not None else None
+        except ValueError:
+            return None
+        return raw if raw is not None and len(raw) == 32 else None
+
+    values = [digest(t) for t in batch.column(i).to_pylist()]
+    return batch.set_column(i, pa.field(_SHA, pa.binary(32)), pa.array(values, pa.binary(32)))
+
+
 def _segment_to_lake(home: Home, path: Path, enricher: Enricher | None = None) -> SegmentResult:
     sensor = path.parent.name
     seg_id = f"{sensor}--{path.stem}"
     header, scan, data = _map_segment(path)
     batches = []
     corrupt = list(scan.corrupt)
+    upgrade = _hash_as_text(header.schema)
     for block in scan.blocks:
         try:
-            batches.append(decode_block(header.schema, block))
+            batch = decode_block(header.schema, block)
+            batches.append(_hash_to_bytes(batch, upgrade) if upgrade >= 0 else batch)
         except (pa.ArrowException, SpoolError) as exc:
             log.error("%s: block at %d unreadable: %s", path, block.offset, exc)
             end = block.offset + 16 + len(block.payload)
@@ -446,7 +472,18 @@ def query_events(
     finally:
         con.close()
     flat = schema.flatten(table)
-    return flat.take(pa.array(range(flat.num_rows - 1, -1, -1), pa.int64()))
+    flat = flat.take(pa.array(range(flat.num_rows - 1, -1, -1), pa.int64()))
+    return _digests_as_hex(flat)
+
+
+def _digests_as_hex(flat: pa.Table) -> pa.Table:
+    """The body hash as people read and compare it: 64 hex digits."""
+    name = "extra.body.sha256"
+    i = flat.schema.get_field_index(name)
+    if i < 0:
+        return flat
+    text = [None if d is None else d.hex() for d in flat.column(i).to_pylist()]
+    return flat.set_column(i, pa.field(name, pa.string()), pa.array(text, pa.string()))
 
 
 def lake_summary(home: Home) -> list[dict[str, Any]]:

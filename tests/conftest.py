@@ -175,6 +175,6 @@ def check_bodies(rows: list[LakeRow]) -> None:
     bad = []
     for r in rows:
         size = BODY_SIZE[r.target.split("?", 1)[0]]
-        if r.size != size or r.sha256 != hashlib.sha256(body_for(r.id, size)).hexdigest():
+        if r.size != size or r.sha256 != hashlib.sha256(body_for(r.id, size)).digest():
             bad.append(r)
     assert not bad, f"{len(bad)} rows with a wrong body, e.g. {bad[:3]}"

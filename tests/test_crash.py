@@ -211,7 +211,7 @@ def make_rows(sensor: str, ids: range) -> list[tuple[Any, ...]]:
         bot = i % 3000
         row = list(_template(sensor, family))
         row[_IX["extra.http.target"]] = f"{path}?lg={i}"
-        row[_IX["extra.body.sha256"]] = hashlib.sha256(body).hexdigest()
+        row[_IX["extra.body.sha256"]] = hashlib.sha256(body).digest()
         row[_IX["raw"]] = body
         row[_IX["time.source"]] = row[_IX["time.observation"]] = _BASE_US + i * 1000
         row[_IX["source.ip"]] = bot_address(bot)

@@ -1,6 +1,7 @@
 import datetime as dt
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from takedown import lake
@@ -113,6 +114,10 @@ def test_query_filters(tmp_path):
     newest = lake.query_events(home, limit=2)
     assert newest.column("extra.http.target").to_pylist() == ["/login.php?lg=2", "/login.php?lg=3"]
     assert "source.ip" in newest.schema.names
+    # The body hash is kept as 32 bytes and shown as 64 hex digits.
+    assert newest.column("extra.body.sha256").to_pylist() == ["00" * 32] * 2
+    blob = duckdb.sql(f"SELECT DISTINCT extra.body.sha256 FROM {lake.events_sql(home)}").fetchall()
+    assert blob == [(b"\x00" * 32,)]
 
 
 def test_empty_home_queries_cleanly(tmp_path):
@@ -174,3 +179,25 @@ def test_ingest_with_an_enricher_fills_network_as_and_country(tmp_path):
         )
     assert want["8.8.8.8"]["cc"] and want["8.8.8.8"]["network"]  # public addresses are known
     assert want["198.51.100.7"]["network"] is None  # documentation range: nothing invented
+
+
+def test_a_spool_with_hex_hashes_from_an_older_sinkhole_is_ingested_as_bytes(tmp_path):
+    home = Home(tmp_path)
+    home.ensure()
+    i = SPOOL_SCHEMA.get_field_index("extra.body.sha256")
+    old_schema = SPOOL_SCHEMA.set(i, pa.field("extra.body.sha256", pa.string()))
+    rows = []
+    for k, text in enumerate(["ab" * 32, "not hex", None]):
+        r = list(row(k, DAY1 + k))
+        r[i] = text
+        rows.append(tuple(r))
+    w = SpoolWriter(home.spool / "old-w0", "old-w0", old_schema, preallocate=0)
+    w.open()
+    w.write(rows)
+    w.close()
+    report = lake.ingest(home)
+    assert report.events == 3
+    got = duckdb.sql(
+        f"SELECT extra.body.sha256 FROM {lake.events_sql(home)} ORDER BY extra.http.target"
+    ).fetchall()
+    assert got == [(b"\xab" * 32,), (None,), (None,)]

@@ -634,7 +634,7 @@ def test_http_row_matches_the_spool_schema() -> None:
     assert (d["extra.http.version"], d["extra.http.user_agent"]) == ("1.1", "IE")
     assert json.loads(d["extra.http.headers"]) == {"host": "C2.Example:8080", "user-agent": "IE"}
     assert d["extra.http.status"] == 200
-    assert (d["extra.body.size"], d["extra.body.sha256"]) == (96, hashlib.sha256(body).hexdigest())
+    assert (d["extra.body.size"], d["extra.body.sha256"]) == (96, hashlib.sha256(body).digest())
     assert (d["malware.name"], d["extra.rule"], d["extra.bot_id"]) == (
         "rustock",
         "rustock.c2-login",
@@ -697,7 +697,8 @@ def test_http_row_of_error_request_and_no_match() -> None:
     assert d["extra.error"].startswith("malformed HTTP")
     assert d["malware.name"] is None and d["extra.rule"] is None
     assert (d["extra.http.method"], d["extra.http.target"]) == (None, None)
-    assert (d["extra.body.size"], d["extra.body.sha256"], d["raw"]) == (0, EMPTY_SHA, b"")
+    empty = bytes.fromhex(EMPTY_SHA)
+    assert (d["extra.body.size"], d["extra.body.sha256"], d["raw"]) == (0, empty, b"")
     as_batch([make_http_row(r)])
 
 

@@ -43,6 +43,8 @@ def _sample_flat() -> pa.Table:
             cols[f.name] = pa.array([1_300_000_000_000_000, None], t)
         elif pa.types.is_integer(t):
             cols[f.name] = pa.array([7, None], t)
+        elif pa.types.is_fixed_size_binary(t):
+            cols[f.name] = pa.array([bytes(range(t.byte_width)), None], t)
         elif pa.types.is_binary(t):
             cols[f.name] = pa.array([b"\x00\x01", None], t)
         else:

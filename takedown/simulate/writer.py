@@ -60,7 +60,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FEED_NAME = "takedown-simulator"
-_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_EMPTY_SHA256 = hashlib.sha256(b"").digest()
 _US = pa.timestamp("us", tz="UTC")
 
 # Each byte value's decimal digits, left-aligned in 3 bytes (zero bytes pad; '0' is 48).
@@ -147,7 +147,7 @@ class _Lookups:
                 "extra.http.user_agent": pa.array([f.user_agent for f in fams], pa.string()),
                 "extra.body.size": pa.array([f.body_size for f in fams], pa.int64()),
                 "extra.body.sha256": pa.array(
-                    [_EMPTY_SHA256 if f.body_size == 0 else None for f in fams], pa.string()),
+                    [_EMPTY_SHA256 if f.body_size == 0 else None for f in fams], pa.binary(32)),
                 "raw": pa.array([b"" if f.body_size == 0 else None for f in fams], pa.binary()),
             },
             target_prefix=pa.array([f"{f.path}?{f.bot_id_param}=" for f in fams], pa.string()),

@@ -430,7 +430,7 @@ def http_row(
     row[_I_HEADERS] = _kept_headers(headers, sensor.headers_kept)
     row[_I_STATUS] = status
     row[_I_BODY_SIZE] = req.body_size
-    row[_I_SHA] = req.body_sha256 or None
+    row[_I_SHA] = bytes.fromhex(req.body_sha256) if req.body_sha256 else None
     row[_I_ERROR] = req.error
     row[_I_RAW] = req.body_prefix
     if match is not None:

@@ -341,9 +341,7 @@ class HttpConnection(asyncio.Protocol):
         if len(w.connections) >= w.max_connections:
             w.refused_connections += 1
             if w.refused_connections % 1000 == 1:
-                log.warning(
-                    "connection cap %d reached; closing new connections", w.max_connections
-                )
+                log.warning("connection cap %d reached; closing new connections", w.max_connections)
             transport.abort()
             return
         self.transport = transport
