@@ -3,7 +3,7 @@
 Generates N events straight into real spool segments under a temporary home
 (``HOME/spool/<sensor>/``): rows are built like the sinkhole builds them (``http_row`` on parsed
 requests, classified by the built-in rules), then varied per event with Arrow compute (source
-address and port, time, a unique 96-byte body and its SHA-256 hex), cut into group-commit blocks
+address and port, time, a unique 96-byte body and its SHA-256), cut into group-commit blocks
 and framed exactly as ``SpoolWriter.write`` frames them, so the real reader is exercised. The
 generation is not timed.
 
@@ -69,7 +69,7 @@ SECTION = "## Spool → Parquet ingest"
 BLOCK_SIZES = {"small": (64, 512), "large": (8192, 16384)}
 POOL_ROWS = 16384  # distinct request shapes (family, host, target, user agent, bot id)
 IP_POOL = 1 << 18  # distinct infected machines
-BODY_POOL = 1 << 20  # distinct 96-byte bodies (and SHA-256 hex strings) before reuse
+BODY_POOL = 1 << 20  # distinct 96-byte bodies (and SHA-256 digests) before reuse
 CHUNK = 1 << 16  # rows generated per Arrow compute pass, then cut into blocks
 BODY = 96
 SPAN_US = 36 * 3600 * 1_000_000  # the run covers 36 hours: some segments cross midnight
@@ -544,7 +544,8 @@ def render(args: argparse.Namespace, rows: list[Row], spool: dict[str, tuple[int
         "(≥ 4,096 rows on average) are nested and written as they are; a segment within one "
         "day skips the per-row day split; Parquet is written with dictionary encoding only "
         "on repeating columns, min/max statistics only on the columns queries filter on, "
-        "delta-encoded times, zstd level 1 (lz4 for the body prefix). Two segments are "
+        "delta-encoded times, zstd level 1 (lz4 for the body prefix; the body hash, 32 raw "
+        "bytes since the schema keeps it so, stored uncompressed). Two segments are "
         "processed at once.",
         "",
     ]
