@@ -11,6 +11,7 @@ import pytest
 
 from takedown.case.graph.adjacency import load_adjacency, shortest_path, strongest_path
 from takedown.case.graph.evidence import open_vault
+from takedown.case.graph.kernels import renumber
 from takedown.case.graph.model import UNKNOWN_PRIOR
 from takedown.case.graph.store import GraphStore
 from takedown.home import Home
@@ -98,6 +99,11 @@ def test_cache_follows_the_version(tmp_path):
         assert [p.name for p in cache.iterdir()] == [f"v{store.version}"]
         again = load_adjacency(store)
         assert np.array_equal(first.indices, again.indices)
+        # The BFS's renumbered CSR is cached with the rest (a CLI call does not rebuild it).
+        assert (cache / f"v{store.version}" / "bfs_indices.npy").exists()
+        assert again.bfs_csr is not None
+        for cached, built in zip(again.bfs_csr, renumber(again.indptr, again.indices), strict=True):
+            assert np.array_equal(cached, built)
         store.add_links(table.slice(0, 3), door=door, asserted_by="t", method="test")
         newer = load_adjacency(store)
         assert newer.version == first.version + 1

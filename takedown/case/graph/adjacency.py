@@ -6,7 +6,9 @@ written. Parallel links between two entities collapse to the strongest one for t
 steps (someone asserted they are false); unknown confidence counts as ``UNKNOWN_PRIOR``.
 
 * shortest: bidirectional breadth-first search (``kernels.py``), a level at a time from the
-  side with the smaller frontier, stopping at the first entity both sides have seen;
+  side with the smaller frontier, stopping at the first entity both sides have seen; it runs
+  on a copy of the CSR with the entities renumbered hubs first (``kernels.renumber``: ids are
+  mapped in and out inside the kernel, the path found is the same);
 * strongest: the path with the largest product of confidences, i.e. the least sum of
   ``-log(p)``: bidirectional Dijkstra (``kernels.py``).
 
@@ -17,8 +19,10 @@ the size of the graph. The CSR is built once per graph version from DuckDB and k
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import mmap
 import os
 import shutil
 import tempfile
@@ -33,12 +37,14 @@ import numpy as np
 import numpy.typing as npt
 from scipy.sparse import csr_matrix
 
+from takedown.case.graph import kernels
 from takedown.case.graph.kernels import (
     BIT_ROWS,
     FIELDS,
     QUEUE_ROWS,
     bidirectional_bfs,
     bidirectional_dijkstra,
+    renumber,
 )
 from takedown.case.graph.model import ENTITY_KINDS, LINK_KINDS, UNKNOWN_PRIOR
 from takedown.case.graph.store import GraphStore
@@ -67,10 +73,34 @@ class _Scratch:
         self.queues = np.full((QUEUE_ROWS, n), -1, np.int64)
         self.dist = np.full((n, 2), np.inf)
         self.bits = np.zeros((BIT_ROWS, n // 8 + 1), np.uint8)
-        self.bfs_queue = np.full((3, n + 1, 2), -1, np.int64)
-        self.bfs_seen = np.zeros(n // 4 + 1, np.uint8)
-        # The BFS writes its path to queue[2]; read back without numpy (one .tolist()).
-        self.bfs_out = memoryview(self.bfs_queue[2].reshape(-1))
+        # The BFS's 'seen' bytes and queue, in one block on 2 MiB pages where the system gives
+        # them: the bytes a query reads are scattered over the whole 'seen' array, and with
+        # 4 KiB pages each of its pages costs the first search to touch it an address
+        # translation miss (about a tenth of a typical query's time, measured).
+        seen_len = n // 4 + 1
+        at = -(-seen_len // 4096) * 4096
+        block = _huge_block(at + (n + 1) * 32)
+        self.bfs_seen = block[:seen_len]
+        self.bfs_queue = block[at:].view(np.int64).reshape(2, n + 1, 2)
+        self.bfs_queue.fill(-1)
+        self.bfs_seen[:] = 0
+
+
+_HUGE = 2 << 20  # bytes in a transparent huge page (x86-64, arm64 with 4 KiB base pages)
+
+
+def _huge_block(size: int) -> npt.NDArray[np.uint8]:
+    """``size`` zero bytes starting on a 2 MiB boundary of anonymous memory the kernel is asked
+    (``MADV_HUGEPAGE``) to back with huge pages; plain numpy memory when small or unsupported."""
+    if size < _HUGE or not hasattr(mmap, "MADV_HUGEPAGE") or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.zeros(size, np.uint8)
+    # Private: shared anonymous memory is shmem, which has its own (usually off) huge pages.
+    region = mmap.mmap(-1, size + _HUGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    with contextlib.suppress(OSError):  # huge pages compiled out: 4 KiB pages it is
+        region.madvise(mmap.MADV_HUGEPAGE)
+    whole = np.frombuffer(region, np.uint8)
+    start = -whole.ctypes.data % _HUGE
+    return whole[start : start + size]
 
 
 @dataclass
@@ -82,6 +112,9 @@ class Adjacency:
     link_kind: npt.NDArray[np.int8]
     kind: npt.NDArray[np.int8]
     version: int
+    # The CSR renumbered for the BFS (``kernels.renumber``): indptr, indices, rank, entity.
+    # Built with the others and cached; computed on first use when not given.
+    bfs_csr: tuple[npt.NDArray[np.int64], ...] | None = field(default=None, repr=False)
     _evidence_csr: Any = field(default=None, repr=False)
     _scratch: _Scratch | None = field(default=None, repr=False)
     _bfs: Any = field(default=None, repr=False)
@@ -146,6 +179,7 @@ class Route:
 
 
 _ARRAYS = ("indptr", "indices", "weight", "link", "link_kind", "kind")
+_BFS_ARRAYS = ("bfs_indptr", "bfs_indices", "bfs_rank", "bfs_entity")
 
 
 def _cache_root(store: GraphStore) -> Path:
@@ -186,13 +220,15 @@ def _build(store: GraphStore) -> dict[str, np.ndarray[Any, Any]]:
     names = ent.column("kind").to_pylist()
     codes = np.fromiter((KIND_CODES.get(k, -1) for k in names), np.int8, count=len(names))
     kinds[ids] = codes
+    indices = cols[order].astype(np.int32)
     return {
         "indptr": indptr,
-        "indices": cols[order].astype(np.int32),
+        "indices": indices,
         "weight": np.concatenate([w, w])[order],
         "link": np.concatenate([lid, lid])[order],
         "link_kind": np.concatenate([lk, lk])[order],
         "kind": kinds,
+        **dict(zip(_BFS_ARRAYS, renumber(indptr, indices), strict=True)),
     }
 
 
@@ -206,10 +242,11 @@ def load_adjacency(store: GraphStore, *, mmap: bool = True) -> Adjacency:
     root = _cache_root(store)
     folder = root / f"v{version}"
     arrays: dict[str, np.ndarray[Any, Any]] = {}
-    if all((folder / f"{name}.npy").exists() for name in _ARRAYS):
+    if all((folder / f"{name}.npy").exists() for name in _ARRAYS + _BFS_ARRAYS):
         try:
             mode: Any = "r" if mmap else None
-            arrays = {n: np.load(folder / f"{n}.npy", mmap_mode=mode) for n in _ARRAYS}
+            names = _ARRAYS + _BFS_ARRAYS
+            arrays = {n: np.load(folder / f"{n}.npy", mmap_mode=mode) for n in names}
         except (OSError, ValueError) as exc:
             log.warning("adjacency cache %s unreadable (%s); rebuilding", folder, exc)
             arrays = {}
@@ -239,6 +276,7 @@ def load_adjacency(store: GraphStore, *, mmap: bool = True) -> Adjacency:
         link_kind=np.asarray(arrays["link_kind"]),
         kind=np.asarray(arrays["kind"]),
         version=version,
+        bfs_csr=tuple(np.asarray(arrays[name]) for name in _BFS_ARRAYS),
     )
 
 
@@ -261,32 +299,58 @@ def _route(adj: Adjacency, nodes: npt.NDArray[np.int64], edges: IntArray) -> Rou
     return Route(nodes.tolist(), adj.link[edges].tolist(), float(adj.weight[edges].sum()))
 
 
-def _bind_bfs(adj: Adjacency, w: _Scratch) -> Any:
-    """The compiled BFS for this adjacency's argument types, called without numba's dispatch
-    (which types every argument on every call: a tenth of a query's time when cold). Falls
-    back to the dispatcher should numba ever stop exposing the compiled entry point."""
-    args = (adj.indptr, adj.indices, adj.link, adj.weight, 0, 0, w.bfs_queue, w.bfs_seen)
-    bidirectional_bfs(*args)  # compiles (or loads) the kernel for these types
-    sig = tuple(bidirectional_bfs.typeof_pyval(a) for a in args)
-    overload = bidirectional_bfs.overloads.get(sig)
-    adj._bfs = getattr(overload, "entry_point", None) or bidirectional_bfs
-    return adj._bfs
+def _bind_bfs(adj: Adjacency) -> tuple[Any, int, Any]:
+    """The compiled BFS bound to this adjacency: (``bidirectional_bfs``'s entry point, the
+    address of its context, what keeps the arrays the context points into alive). Called
+    through numba's compiled entry point, without its dispatch (which types every argument on
+    every call); the dispatcher is the fallback should numba ever stop exposing it."""
+    with adj._lock:
+        if adj._bfs is not None:
+            return adj._bfs  # type: ignore[no-any-return]  # bound by another thread
+        w = adj._working()
+        indptr = np.ascontiguousarray(adj.indptr, np.int64)
+        indices = np.ascontiguousarray(adj.indices, np.int32)
+        if adj.bfs_csr is None:
+            adj.bfs_csr = renumber(indptr, indices)
+        new_indptr, new_indices, rank, entity = adj.bfs_csr
+        words: dict[int, npt.NDArray[Any]] = {
+            kernels.CTX_INDPTR: np.ascontiguousarray(new_indptr, np.int64),
+            kernels.CTX_INDICES: np.ascontiguousarray(new_indices, np.int32),
+            kernels.CTX_RANK: np.ascontiguousarray(rank, np.int64),
+            kernels.CTX_ENTITY: np.ascontiguousarray(entity, np.int64),
+            kernels.CTX_ROWS: indptr,
+            kernels.CTX_LINK: np.ascontiguousarray(adj.link, np.int64),
+            kernels.CTX_WEIGHT: np.ascontiguousarray(adj.weight, np.float64),
+            kernels.CTX_QUEUE: w.bfs_queue,
+            kernels.CTX_SEEN: w.bfs_seen,
+        }
+        ctx = np.zeros(kernels.CTX_WORDS + 8, np.int64)
+        ctx = ctx[-ctx.ctypes.data % 64 // 8 :][: kernels.CTX_WORDS]  # from a cache line's start
+        ctx[kernels.CTX_N], ctx[kernels.CTX_M] = adj.n, len(indices)
+        for word, arr in words.items():
+            ctx[word] = arr.ctypes.data
+        address = int(ctx.ctypes.data)
+        bidirectional_bfs(address, 0, 0)  # compiles (or loads) the kernel
+        sig = (bidirectional_bfs.typeof_pyval(address),) * 3
+        overload = bidirectional_bfs.overloads.get(sig)
+        entry = getattr(overload, "entry_point", None) or bidirectional_bfs
+        bound = (entry, address, (ctx, words))
+        adj._bfs = bound
+        return bound
 
 
 def shortest_path(adj: Adjacency, s: int, t: int) -> Route | None:
     """Fewest steps from s to t (bidirectional BFS), or None when they are not connected."""
     # Kept lean: a query between nearby entities takes tens of microseconds, and each extra
-    # Python or numpy step costs microseconds when its code is out of the processor's caches.
-    with adj._lock:
-        w = adj._scratch or adj._working()
-        bfs = adj._bfs or _bind_bfs(adj, w)
-        hops, cost = bfs(
-            adj.indptr, adj.indices, adj.link, adj.weight, s, t, w.bfs_queue, w.bfs_seen
-        )
-        if hops < 0:
-            return None
-        found = w.bfs_out[: 2 * hops + 1].tolist()
-    return Route(found[: hops + 1], found[hops + 1 :], cost)
+    # Python step costs microseconds when its code and data are out of the processor's caches.
+    # No lock: the kernel holds the GIL, and the path comes back in lists of its own.
+    bfs = adj._bfs or _bind_bfs(adj)
+    found = bfs[0](bfs[1], s, t)
+    if found[0]:
+        return Route(*found)
+    if found[2] < 0:
+        raise IndexError(f"no entity {s if not 0 <= s < adj.n else t} in this graph")
+    return None
 
 
 def strongest_path(adj: Adjacency, s: int, t: int) -> Route | None:

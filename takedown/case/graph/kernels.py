@@ -24,8 +24,9 @@ from llvmlite import ir  # type: ignore[import-untyped]  # noqa: E402
 from numba import njit, types  # noqa: E402
 from numba.core import cgutils as _cgutils  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
+from numba.np.numpy_support import carray  # noqa: E402
 
-__all__ = ["bidirectional_bfs", "bidirectional_dijkstra"]
+__all__ = ["bidirectional_bfs", "bidirectional_dijkstra", "renumber"]
 
 _INF = np.inf
 Arr = npt.NDArray[Any]
@@ -115,26 +116,98 @@ def _prefetch_intrinsic(typingctx: Any, arr: Any, idx: Any) -> Any:  # pragma: n
 
 
 _prefetch: Any = intrinsic(_prefetch_intrinsic)
+
+
+def _address_intrinsic(typingctx: Any, addr: Any) -> Any:  # pragma: no cover - compiled
+    """An int64 address as a pointer, for ``numba.carray`` (see ``bidirectional_bfs``)."""
+    sig = types.voidptr(types.int64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+
+    return sig, codegen
+
+
+_address: Any = intrinsic(_address_intrinsic)
 _LOW = 0xFFFFFFFF  # a BFS queue entry's first word: (parent's queue position << 32) | entity
+# The words of the BFS context: an int64 array holding the sizes and the addresses of the arrays
+# ``bidirectional_bfs`` searches (see there), written by ``adjacency._bind_bfs``.
+# What the search needs fills the first cache line; what the path's last steps need, the second.
+CTX_N, CTX_M, CTX_INDPTR, CTX_INDICES, CTX_RANK, CTX_QUEUE, CTX_SEEN, CTX_ENTITY = range(8)
+CTX_ROWS, CTX_LINK, CTX_WEIGHT = range(8, 11)
+CTX_WORDS = 11
 
 
-@njit(cache=True, nogil=True)
-def bidirectional_bfs(
-    indptr: Arr, indices: Arr, link: Arr, weight: Arr, s: int, t: int, queue: Arr, seen: Arr
-) -> tuple[int, float]:  # pragma: no cover - compiled
-    """Meet-in-the-middle BFS for a fewest-links s–t path: returns (hops, sum of the links'
-    weights), or (-1, 0.0) when s and t are not connected. The path is written to
-    ``queue[2]`` read flat: entities 0…hops, then the ``link`` ids of the hops steps.
+@njit(cache=True)
+def renumber(indptr: Arr, indices: Arr) -> tuple[Arr, Arr, Arr, Arr]:  # pragma: no cover
+    """The CSR with its entities renumbered for the BFS's caches: (indptr, indices, rank: new
+    number of each entity, entity: the entity of each new number). Each row keeps its order,
+    so a search visits the same entities in the same order as on the original CSR.
 
-    ``seen`` (uint8, two bits per entity: seen from s, from t) holds 0 on entry and again on
-    return; both bits of an entity share a byte, so a test for either reads one cache line.
-    ``queue`` (int64, 3 × (entities + 1) × 2) holds, per side and in order of discovery,
-    ``(parent's queue position << 32) | entity`` and the CSR position of the link taken.
+    Hubs first (most links first), each followed by its neighbours not yet numbered: a hub's
+    row then names a few runs of numbers, and the 'seen' bits its scan tests share cache lines
+    (a typical query touches a third as many of them). Build time: a pass over the links.
     """
+    n = len(indptr) - 1
+    rank = np.full(n, -1, np.int64)
+    k = 0
+    for h in np.argsort(indptr[:-1] - indptr[1:], kind="mergesort"):  # most links first
+        if rank[h] < 0:
+            rank[h] = k
+            k += 1
+        for e in range(indptr[h], indptr[h + 1]):
+            v = indices[e]
+            if rank[v] < 0:
+                rank[v] = k
+                k += 1
+    entity = np.empty(n, np.int64)
+    entity[rank] = np.arange(n)
+    new_indptr = np.empty(n + 1, np.int64)
+    new_indptr[0] = 0
+    for r in range(n):
+        u = entity[r]
+        new_indptr[r + 1] = new_indptr[r] + indptr[u + 1] - indptr[u]
+    new_indices = np.empty(len(indices), np.int32)
+    for r in range(n):
+        u = entity[r]
+        p = new_indptr[r]
+        for e in range(indptr[u], indptr[u + 1]):
+            new_indices[p] = rank[indices[e]]
+            p += 1
+    return new_indptr, new_indices, rank, entity
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _u(i: int) -> int:  # pragma: no cover - compiled
+    """An index known not to be negative, as numba's unsigned type: indexing with it skips the
+    test for Python's negative indices (three instructions per access in the hot loop)."""
+    return np.uint64(i)  # type: ignore[return-value]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ahead(indptr: Arr, indices: Arr, seen: Arr, u: int) -> None:  # pragma: no cover
+    """Prefetches the 'seen' bytes of u's first 16 neighbours (the scan of a row prefetches
+    16 places ahead within it, so a short row would otherwise get none)."""
+    p = indptr[_u(u)]
+    for e in range(p, min(p + 16, indptr[_u(u + 1)])):
+        _prefetch(seen, indices[_u(e)] >> 2)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _search(
+    indptr: Arr, indices: Arr, s: int, t: int, qs: Arr, qt: Arr, seen: Arr
+) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
+    """Meet-in-the-middle BFS: (place of the meeting entity in s's queue, in t's queue, lengths
+    of the two queues); places -1 when s and t are not connected. ``seen`` is left dirty."""
+    # Both ends' rows at once (the first two levels would otherwise wait for them in turn).
+    _prefetch(indptr, s)
+    _prefetch(indptr, t)
+    _prefetch(indices, indptr[_u(s)])
+    _prefetch(indices, indptr[_u(t)])
     seen[s >> 2] |= np.uint8(1 << ((s & 3) * 2))
     seen[t >> 2] |= np.uint8(2 << ((t & 3) * 2))
-    queue[0, 0, 0] = s
-    queue[1, 0, 0] = t
+    qs[0, 0] = s
+    qt[0, 0] = t
     head_s, tail_s, head_t, tail_t = 0, 1, 0, 1
     meet_side, meet_pos = -1, 0
     if s == t:
@@ -146,31 +219,40 @@ def bidirectional_bfs(
     while meet_side < 0 and head_s < tail_s and head_t < tail_t:
         # Expand one level of the side with the smaller frontier (as networkx does: counting
         # links instead reads fewer on average but far more when a hub ends a frontier).
-        side = 0 if tail_s - head_s <= tail_t - head_t else 1
-        head, tail = (head_s, tail_s) if side == 0 else (head_t, tail_t)
+        if tail_s - head_s <= tail_t - head_t:
+            side, q, head, tail = 0, qs, head_s, tail_s
+        else:
+            side, q, head, tail = 1, qt, head_t, tail_t
+        mine, theirs = 1 << side, 2 >> side
         end = tail
+        # Each entity's row is three cache misses away (indptr, then indices, then the 'seen'
+        # bytes of its neighbours): the entities a few places ahead get each step early.
+        for j in range(head, min(head + 4, end)):
+            _prefetch(indices, indptr[_u(q[_u(j), 0] & _LOW)])
         for i in range(head, end):
-            # Each entity's row is a cache miss away (two: indptr, then indices): ask for the
-            # rows of the entities a few places ahead while this one is scanned.
             if i + 8 < end:
-                _prefetch(indptr, queue[side, i + 8, 0] & _LOW)
+                _prefetch(indptr, q[_u(i + 8), 0] & _LOW)
             if i + 4 < end:
-                _prefetch(indices, indptr[queue[side, i + 4, 0] & _LOW])
-            u = queue[side, i, 0] & _LOW
-            lim = indptr[u + 1]
-            for e in range(indptr[u], lim):
+                _prefetch(indices, indptr[_u(q[_u(i + 4), 0] & _LOW)])
+            if i + 2 < end:
+                _ahead(indptr, indices, seen, q[_u(i + 2), 0] & _LOW)
+            u = q[_u(i), 0] & _LOW
+            lim = indptr[_u(u + 1)]
+            for e in range(indptr[_u(u)], lim):
                 if e + 16 < lim:
-                    _prefetch(seen, indices[e + 16] >> 2)
-                v = indices[e]
-                byte, shift = v >> 2, (v & 3) * 2
+                    _prefetch(seen, indices[_u(e + 16)] >> 2)
+                v = indices[_u(e)]
+                byte, shift = _u(v >> 2), (v & 3) * 2
                 bits = seen[byte] >> shift
-                if bits & (1 << side):
+                if bits & mine:
                     continue
-                seen[byte] |= np.uint8((1 << side) << shift)
-                queue[side, tail, 0] = (i << 32) | v
-                queue[side, tail, 1] = e
+                seen[byte] |= np.uint8(mine << shift)
+                q[_u(tail), 0] = (i << 32) | v
+                q[_u(tail), 1] = e
+                if tail - end < 8:  # the next level starts small: fetch its first rows now
+                    _prefetch(indptr, v)
                 tail += 1
-                if bits & (2 >> side):
+                if bits & theirs:
                     meet_side, meet_pos = side, tail - 1
                     break
             if meet_side >= 0:
@@ -179,50 +261,110 @@ def bidirectional_bfs(
             head_s, tail_s = end, tail
         else:
             head_t, tail_t = end, tail
-    hops, cost = -1, 0.0
-    if meet_side >= 0:
-        # The meeting entity's place in the other side's queue: one scan, once per search.
-        other = 1 - meet_side
-        meet = queue[meet_side, meet_pos, 0] & _LOW
-        other_pos = 0
-        for i in range(tail_t if meet_side == 0 else tail_s):
-            if queue[other, i, 0] & _LOW == meet:
-                other_pos = i
-                break
-        pos_s, pos_t = (meet_pos, other_pos) if meet_side == 0 else (other_pos, meet_pos)
-        head, tail = 0, 0
-        i = pos_s
-        while i != 0:
-            i = queue[0, i, 0] >> 32
-            head += 1
-        i = pos_t
-        while i != 0:
-            i = queue[1, i, 0] >> 32
-            tail += 1
-        hops = head + tail
-        out = queue[2].reshape(-1)  # entities 0…hops, then the steps' CSR positions
+    if meet_side < 0:
+        return -1, -1, tail_s, tail_t
+    # The meeting entity's place in the other side's queue: one scan, once per search.
+    q, other = (qt, tail_t) if meet_side == 0 else (qs, tail_s)
+    meet = (qs if meet_side == 0 else qt)[meet_pos, 0] & _LOW
+    other_pos = 0
+    for i in range(other):
+        if q[i, 0] & _LOW == meet:
+            other_pos = i
+            break
+    if meet_side == 0:
+        return meet_pos, other_pos, tail_s, tail_t
+    return other_pos, meet_pos, tail_s, tail_t
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _hops(q: Arr, pos: int) -> int:  # pragma: no cover - compiled
+    k = 0
+    while pos != 0:
+        pos = q[pos, 0] >> 32
+        k += 1
+    return k
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _route(
+    qs: Arr, qt: Arr, seen: Arr, found: tuple[int, int, int, int]
+) -> tuple[list[int], list[int], int]:  # pragma: no cover - compiled
+    """(entities s…t, CSR positions of the steps, how many steps the search from s made) of
+    the path the search found, empty lists without one; clears ``seen``. Step k's position
+    is in the row of entity k when k < that count, of entity k + 1 otherwise."""
+    pos_s, pos_t, tail_s, tail_t = found
+    head = _hops(qs, pos_s) if pos_s >= 0 else -1
+    hops = head + _hops(qt, pos_t) if pos_s >= 0 else -1
+    nodes = [0] * (hops + 1)
+    edges = [0] * max(hops, 0)
+    if hops >= 0:
         i, k = pos_s, head
-        out[k] = queue[0, i, 0] & _LOW
+        nodes[k] = qs[i, 0] & _LOW
         while i != 0:
-            out[hops + k] = queue[0, i, 1]
-            i = queue[0, i, 0] >> 32
+            edges[k - 1] = qs[i, 1]
+            i = qs[i, 0] >> 32
             k -= 1
-            out[k] = queue[0, i, 0] & _LOW
+            nodes[k] = qs[i, 0] & _LOW
         i, k = pos_t, head
         while i != 0:
-            out[hops + 1 + k] = queue[1, i, 1]
-            i = queue[1, i, 0] >> 32
+            edges[k] = qt[i, 1]
+            i = qt[i, 0] >> 32
             k += 1
-            out[k] = queue[1, i, 0] & _LOW
-        for k in range(hops + 1, 2 * hops + 1):  # positions to link ids, summed in path order
-            e = out[k]
-            cost += weight[e]
-            out[k] = link[e]
+            nodes[k] = qt[i, 0] & _LOW
     for i in range(tail_s):
-        seen[(queue[0, i, 0] & _LOW) >> 2] = 0  # a byte's other marks are queued too
+        seen[(qs[i, 0] & _LOW) >> 2] = 0  # a byte's other marks are queued too
     for i in range(tail_t):
-        seen[(queue[1, i, 0] & _LOW) >> 2] = 0
-    return hops, cost
+        seen[(qt[i, 0] & _LOW) >> 2] = 0
+    return nodes, edges, head
+
+
+@njit(cache=True)
+def bidirectional_bfs(
+    ctx: int, s: int, t: int
+) -> tuple[list[int], list[int], float]:  # pragma: no cover
+    """Meet-in-the-middle BFS for a fewest-links s–t path: (entities s…t, link ids of the
+    steps, sum of the steps' weights), or empty lists when s and t are not connected; the sum
+    is -1.0 (and the lists empty) when s or t is not an entity of the graph.
+
+    ``ctx`` is the address of an int64 array (``CTX_*`` words, written by
+    ``adjacency._bind_bfs``, which keeps the arrays alive) naming the CSR renumbered by
+    ``renumber`` (indptr, indices, rank, entity), the original CSR's indptr ("rows"), link
+    ids and weights, and the scratch arrays: ``seen`` (uint8, two bits per entity: seen from
+    s, from t; 0 on entry and again on return; both bits of an entity share a byte, so a test
+    for either reads one cache line) and ``queue`` (int64, 2 × (entities + 1) × 2: per side,
+    in order of discovery, ``(parent's queue position << 32) | entity`` and the CSR position
+    of the link taken).
+
+    Called from Python, it costs about what it touches: its arguments are three ints (numba
+    wraps each array argument in a reference-counted structure, both ways, cache misses
+    apiece when cold) and the path comes back as new Python lists. It holds the GIL, which
+    makes the scratch arrays this call's alone without a lock.
+    """
+    c = carray(_address(ctx), CTX_WORDS, np.int64)
+    _prefetch(c, CTX_ROWS)
+    n, m = c[CTX_N], c[CTX_M]
+    if s < 0 or s >= n or t < 0 or t >= n:
+        return [0] * 0, [0] * 0, -1.0
+    rank = carray(_address(c[CTX_RANK]), n, np.int64)
+    indptr = carray(_address(c[CTX_INDPTR]), n + 1, np.int64)
+    indices = carray(_address(c[CTX_INDICES]), m, np.int32)
+    queue = carray(_address(c[CTX_QUEUE]), (2, n + 1, 2), np.int64)
+    seen = carray(_address(c[CTX_SEEN]), n // 4 + 1, np.uint8)
+    found = _search(indptr, indices, rank[s], rank[t], queue[0], queue[1], seen)
+    nodes, links, head = _route(queue[0], queue[1], seen, found)
+    entity = carray(_address(c[CTX_ENTITY]), n, np.int64)
+    rows = carray(_address(c[CTX_ROWS]), n + 1, np.int64)
+    link = carray(_address(c[CTX_LINK]), m, np.int64)
+    weight = carray(_address(c[CTX_WEIGHT]), m, np.float64)
+    cost = 0.0
+    for k in range(len(links)):  # a renumbered row keeps its order: same offset in the row
+        r = nodes[k] if k < head else nodes[k + 1]
+        e = rows[entity[r]] + links[k] - indptr[r]
+        cost += weight[e]  # summed in path order
+        links[k] = link[e]
+    for k in range(len(nodes)):
+        nodes[k] = entity[nodes[k]]
+    return nodes, links, cost
 
 
 @njit(cache=True, nogil=True, inline="always")
