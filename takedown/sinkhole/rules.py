@@ -361,7 +361,8 @@ class RuleSet:
             body_prefix[: self._prefix_len],
         )
         memo = self._memo
-        if key in memo:
+        known = key in memo
+        if known:
             rule = memo[key]
             if rule is None:
                 return UNKNOWN
@@ -369,6 +370,8 @@ class RuleSet:
             if fixed is not None:
                 return fixed
         facts = HttpFacts(method, path, query, host, user_agent, headers, body_size, body_prefix)
+        if known and rule is not None:  # the rule is known: only its bot id is read anew
+            return Match(rule.malware, rule.id, rule._bot_id(facts), rule.taxonomy, rule.type)
         for rule in self._http:
             m = rule.match_http(facts)
             if m is not None:
