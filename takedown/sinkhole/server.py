@@ -70,15 +70,37 @@ def parse_listen(value: str, what: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class GroupCommit:
-    """Batches rows arriving while the previous block is being synced (group commit)."""
+def native_committer() -> Any:
+    """The native spool I/O thread (``_commit.Committer``), or None where it was not built."""
+    try:
+        from takedown.sinkhole._commit import Committer
+    except ImportError as exc:  # pragma: no cover - the package build compiles it
+        log.warning("native spool I/O not built (%s); syncing on a Python thread", exc)
+        return None
+    return Committer()
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, writer: SpoolWriter) -> None:
+
+class GroupCommit:
+    """Batches rows arriving while the previous block is being synced (group commit).
+
+    The block is encoded on the event loop's thread. Its write and fdatasync run on the
+    native committer's thread, which never needs the GIL, and the loop hears of the result
+    through an eventfd. Opening and rotating segments (file work beyond one write) go to a
+    Python thread, as does everything when the committer is not there (``native=False``).
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, writer: SpoolWriter, *, native: bool = True
+    ) -> None:
         self.loop = loop
         self.writer = writer
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="spool")
+        self.io: Any = native_committer() if native else None
+        if self.io is not None:
+            loop.add_reader(self.io.fileno(), self._io_done)
         self._rows: list[tuple[Any, ...]] = []
         self._waiters: list[Callable[[bool], None]] = []
+        self._inflight: tuple[list[Callable[[bool], None]], int, int] | None = None
         self._busy = False
         self._scheduled = False
         self._idle = asyncio.Event()
@@ -102,14 +124,51 @@ class GroupCommit:
         rows, waiters = self._rows, self._waiters
         self._rows, self._waiters = [], []
         self._busy = True
-        fut = self.loop.run_in_executor(self.executor, self.writer.write, rows)
-        fut.add_done_callback(partial(self._done, waiters))
+        if self.io is None:
+            fut = self.loop.run_in_executor(self.executor, self.writer.write, rows)
+            fut.add_done_callback(partial(self._done, waiters))
+            return
+        try:
+            frame, payload = self.writer.encode(rows)
+        except Exception:  # a row the schema cannot hold: its block is refused, not the server
+            log.exception("encoding a spool block failed; answering 503")
+            self._complete(waiters, False)
+            return
+        size = len(frame) + payload.size
+        where = self.writer.place(size)
+        if where is None:  # a segment to open or rotate first: file work, off the loop
+            fut = self.loop.run_in_executor(
+                self.executor, self.writer.write_encoded, frame, payload, len(rows)
+            )
+            fut.add_done_callback(partial(self._done, waiters))
+            return
+        self._inflight = (waiters, size, len(rows))
+        self.io.submit(where[0], (frame, payload), where[1])
+
+    def _io_done(self) -> None:
+        result = self.io.result()
+        if result is None or self._inflight is None:
+            return
+        waiters, size, n = self._inflight
+        self._inflight = None
+        ok = True
+        try:
+            self.writer.finish(size, n, *result)
+        except OSError:
+            ok = False  # logged by the writer
+        except Exception:
+            log.exception("spool write failed; answering 503")
+            ok = False
+        self._complete(waiters, ok)
 
     def _done(self, waiters: list[Callable[[bool], None]], fut: asyncio.Future[None]) -> None:
         exc = None if fut.cancelled() else fut.exception()
         ok = not fut.cancelled() and exc is None
         if exc is not None and not isinstance(exc, OSError):
             log.error("spool write failed; answering 503", exc_info=exc)
+        self._complete(waiters, ok)
+
+    def _complete(self, waiters: list[Callable[[bool], None]], ok: bool) -> None:
         if ok:
             self.committed += len(waiters)
         else:
@@ -129,10 +188,21 @@ class GroupCommit:
         await self._idle.wait()
 
     async def rotate_if_due(self) -> None:
-        if not self._busy and not self._rows:
+        if self._busy or self._rows:
+            return
+        self._busy = True  # no block may start while the segment changes
+        try:
             await self.loop.run_in_executor(self.executor, self.writer.rotate_if_due)
+        finally:
+            self._busy = False
+            if self._rows and not self._scheduled:
+                self._scheduled = True
+                self.loop.call_soon(self._start)
 
     def close(self) -> None:
+        if self.io is not None:
+            self.loop.remove_reader(self.io.fileno())
+            self.io.close()
         self.executor.submit(self.writer.close).result()
         self.executor.shutdown()
 

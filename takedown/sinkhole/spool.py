@@ -434,10 +434,54 @@ class SpoolWriter:
     # -- writing ------------------------------------------------------------------------------
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Append one block and make it durable. Raises OSError if it is not on disk."""
-        batch = rows_to_batch(rows, self.schema)
-        payload = batch.serialize()
+        frame, payload = self.encode(rows)
+        self.write_encoded(frame, payload, len(rows))
+
+    def encode(self, rows: Sequence[tuple[Any, ...]]) -> tuple[bytes, pa.Buffer]:
+        """One block of rows: its frame (magic, length, CRC, count) and its Arrow payload."""
+        payload = rows_to_batch(rows, self.schema).serialize()
         frame = _BLOCK.pack(BLOCK_MAGIC, payload.size, _crc(len(rows), payload), len(rows))
-        if self._fd is not None and self._due(len(frame) + payload.size):
+        return frame, payload
+
+    def write_encoded(self, frame: bytes, payload: pa.Buffer, n_records: int) -> None:
+        """Append an encoded block (``encode``) and make it durable, opening or rotating the
+        segment first when due. Raises OSError if it is not on disk."""
+        size = len(frame) + payload.size
+        self.make_room(size)
+        assert self._fd is not None
+        try:
+            written = os.pwritev(self._fd, [frame, payload], self._offset)
+            if written != size:
+                raise _short_write(written, size)
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            self._fail(exc)
+            raise
+        self._written(written, n_records)
+
+    # A block written by another thread (the native committer): ``place`` says where, without
+    # any file work, and ``finish`` takes the outcome.
+    def place(self, size: int) -> tuple[int, int] | None:
+        """(fd, offset) where a block of ``size`` bytes goes now, or None when the segment must
+        first be opened or rotated (``write_encoded`` does that)."""
+        if self._fd is None or self._due(size):
+            return None
+        return self._fd, self._offset
+
+    def finish(self, size: int, n_records: int, written: int, err: int) -> None:
+        """Account for a block written at ``place``: ``written`` bytes reached the file and
+        ``err`` is the errno of the write or sync that failed (0: none). Raises OSError if the
+        block is not durable (and closes the segment at the last good block, as ``write``)."""
+        if err or written != size:
+            exc = OSError(err, os.strerror(err)) if err else _short_write(written, size)
+            self._fail(exc)
+            raise exc
+        self._written(written, n_records)
+
+    def make_room(self, size: int) -> None:
+        """Open a segment, or close a full or old one and open the next, so that a block of
+        ``size`` bytes can be appended."""
+        if self._fd is not None and self._due(size):
             try:
                 self._close_segment()
             except OSError as exc:
@@ -446,18 +490,11 @@ class SpoolWriter:
                 log.error("spool %s: could not close segment cleanly: %s", self.folder, exc)
         if self._fd is None:
             self._open_segment()
-        assert self._fd is not None
-        try:
-            written = os.pwritev(self._fd, [frame, payload], self._offset)
-            if written != len(frame) + payload.size:
-                raise _short_write(written, len(frame) + payload.size)
-            os.fdatasync(self._fd)
-        except OSError as exc:
-            self._fail(exc)
-            raise
+
+    def _written(self, written: int, n_records: int) -> None:
         self._offset += written
         self.blocks_written += 1
-        self.records_written += len(rows)
+        self.records_written += n_records
         if self.disk_full:
             self.disk_full = False
             log.warning("spool %s writable again; answering bots normally", self.folder)

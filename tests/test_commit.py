@@ -1,0 +1,227 @@
+"""The native spool I/O thread (``_commit.Committer``) and the group commit built on it.
+
+Real files, real threads, a real uvloop loop: what the committer writes is read back byte for
+byte, and the group commit's blocks are read back through the spool's own reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import uvloop
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from takedown.sinkhole._commit import Committer
+from takedown.sinkhole.server import GroupCommit
+from takedown.sinkhole.spool import SpoolWriter, iter_batches
+
+SCHEMA = pa.schema([("i", pa.int64()), ("s", pa.string())])
+
+
+@pytest.fixture
+def committer():
+    c = Committer()
+    yield c
+    c.close()
+
+
+def test_writes_buffers_at_the_offset_then_reports(tmp_path: Path, committer: Committer):
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        assert committer.result() is None  # nothing in flight
+        committer.submit(fd, [b"abc", memoryview(b"defgh"), bytearray(b"!")], 10)
+        assert committer.busy
+        assert committer.wait() == (9, 0)
+        assert not committer.busy
+        assert committer.result() is None  # taken once
+        assert os.pread(fd, 100, 0) == b"\0" * 10 + b"abcdefgh!"
+    finally:
+        os.close(fd)
+
+
+def test_the_eventfd_says_when_a_block_is_done(tmp_path: Path, committer: Committer):
+    import select
+
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        committer.submit(fd, [b"x" * 4096], 0)
+        readable, _, _ = select.select([committer.fileno()], [], [], 10)
+        assert readable == [committer.fileno()]
+        assert committer.result() == (4096, 0)
+        readable, _, _ = select.select([committer.fileno()], [], [], 0)
+        assert readable == []  # drained by result()
+    finally:
+        os.close(fd)
+
+
+def test_errors_come_back_as_errno(tmp_path: Path, committer: Committer):
+    fd = os.open(tmp_path / "f", os.O_RDONLY | os.O_CREAT)
+    try:
+        committer.submit(fd, [b"x"], 0)
+        assert committer.wait() == (0, errno.EBADF)
+    finally:
+        os.close(fd)
+    committer.submit(10_000, [b"x"], 0)  # no such descriptor
+    assert committer.wait() == (0, errno.EBADF)
+
+
+def test_misuse_is_refused_clearly(tmp_path: Path, committer: Committer):
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        with pytest.raises(ValueError, match="between 1 and 8 buffers"):
+            committer.submit(fd, [], 0)
+        with pytest.raises(ValueError, match="between 1 and 8 buffers"):
+            committer.submit(fd, [b"x"] * 9, 0)
+        with pytest.raises(TypeError):
+            committer.submit(fd, ["text is not bytes"], 0)
+        with pytest.raises(ValueError, match="must not be negative"):
+            committer.submit(fd, [b"x"], -1)
+        committer.submit(fd, [b"x" * (1 << 20)], 0)
+        with pytest.raises(RuntimeError, match="already in flight"):
+            committer.submit(fd, [b"y"], 0)
+        assert committer.wait() == (1 << 20, 0)
+    finally:
+        os.close(fd)
+    committer.close()
+    committer.close()  # twice is fine
+    with pytest.raises(ValueError, match="closed"):
+        committer.submit(0, [b"x"], 0)
+    with pytest.raises(ValueError, match="closed"):
+        committer.fileno()
+
+
+def test_close_finishes_the_block_in_flight(tmp_path: Path):
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        c = Committer()
+        data = os.urandom(4 << 20)
+        c.submit(fd, [data], 0)
+        del data  # the committer holds the buffer until it is done
+        c.close()
+        assert os.fstat(fd).st_size == 4 << 20
+    finally:
+        os.close(fd)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 1 << 16),
+            st.lists(st.binary(min_size=0, max_size=3000), min_size=1, max_size=8),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_same_bytes_as_pwrite(tmp_path_factory: pytest.TempPathFactory, jobs):
+    folder = tmp_path_factory.mktemp("c")
+    ours = os.open(folder / "ours", os.O_RDWR | os.O_CREAT)
+    theirs = os.open(folder / "theirs", os.O_RDWR | os.O_CREAT)
+    c = Committer()
+    try:
+        for offset, bufs in jobs:
+            c.submit(ours, bufs, offset, sync=False)
+            assert c.wait() == (sum(map(len, bufs)), 0)
+            os.pwrite(theirs, b"".join(bufs), offset)
+        size = os.fstat(theirs).st_size
+        assert os.fstat(ours).st_size == size
+        assert os.pread(ours, size, 0) == os.pread(theirs, size, 0)
+    finally:
+        c.close()
+        os.close(ours)
+        os.close(theirs)
+
+
+# -- the group commit on top of it ------------------------------------------------------------
+def _run_group_commit(
+    folder: Path,
+    native: bool,
+    bursts: list[int],
+    *,
+    segment_max_bytes: int = 64 << 20,
+    block_per_burst: bool = False,
+) -> tuple[list[bool], GroupCommit]:
+    async def main() -> tuple[list[bool], GroupCommit]:
+        loop = asyncio.get_running_loop()
+        writer = SpoolWriter(folder, "t", SCHEMA, segment_max_bytes=segment_max_bytes)
+        writer.open()
+        commit = GroupCommit(loop, writer, native=native)
+        answers: list[bool] = []
+        i = 0
+        for burst in bursts:
+            for _ in range(burst):
+                commit.submit((i, f"row {i}"), answers.append)
+                i += 1
+            await asyncio.sleep(0)  # let a block start; the next burst joins the one after
+            if block_per_burst:
+                await asyncio.wait_for(commit.drain(), 30)
+        await asyncio.wait_for(commit.drain(), 30)
+        commit.close()
+        return answers, commit
+
+    return uvloop.run(main())
+
+
+def _spooled(folder: Path) -> list[int]:
+    rows: list[int] = []
+    for seg in sorted(folder.glob("*.seg")):
+        for batch in iter_batches(seg):
+            rows.extend(batch.column("i").to_pylist())
+    return rows
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python-thread"])
+def test_group_commit_spools_every_row_once_in_order(tmp_path: Path, native: bool):
+    bursts = [1, 5, 64, 3, 200, 1, 1, 17]
+    answers, commit = _run_group_commit(tmp_path, native, bursts)
+    assert (commit.io is not None) == native
+    assert answers == [True] * sum(bursts)
+    assert commit.committed == sum(bursts) and commit.failed == 0
+    assert _spooled(tmp_path) == list(range(sum(bursts)))
+
+
+def test_group_commit_rotates_segments_between_native_writes(tmp_path: Path):
+    # Segments of 4 KiB: many blocks need a rotation first (done on the Python thread), the
+    # others go to the native thread; the order and the count must not change.
+    bursts = [3, 9, 27, 2, 50, 1] * 4
+    answers, _ = _run_group_commit(
+        tmp_path, True, bursts, segment_max_bytes=4096, block_per_burst=True
+    )
+    assert answers == [True] * sum(bursts)
+    assert len(list(tmp_path.glob("*.seg"))) > 3
+    assert _spooled(tmp_path) == list(range(sum(bursts)))
+
+
+def test_a_failed_native_write_answers_false_and_the_next_block_recovers(tmp_path: Path):
+    async def main() -> tuple[list[bool], list[bool]]:
+        loop = asyncio.get_running_loop()
+        writer = SpoolWriter(tmp_path, "t", SCHEMA)
+        writer.open()
+        writer.make_room(1)
+        commit = GroupCommit(loop, writer)
+        assert commit.io is not None
+        bad = os.open(tmp_path / "read-only", os.O_RDONLY | os.O_CREAT)
+        real_place = writer.place
+        writer.place = lambda size: (bad, 0)  # type: ignore[method-assign]
+        first: list[bool] = []
+        commit.submit((0, "lost"), first.append)
+        await asyncio.wait_for(commit.drain(), 10)
+        writer.place = real_place  # type: ignore[method-assign]
+        second: list[bool] = []
+        commit.submit((1, "kept"), second.append)
+        await asyncio.wait_for(commit.drain(), 10)
+        commit.close()
+        os.close(bad)
+        return first, second
+
+    first, second = uvloop.run(main())
+    assert first == [False]  # EBADF: not durable, so answered 503 by the server
+    assert second == [True]
+    assert _spooled(tmp_path) == [1]
