@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Protocol
 
-__all__ = ["Simple", "read_simple"]
+__all__ = ["NATIVE", "Simple", "read_simple", "read_simple_python"]
 
 # The methods llhttp accepts that bots use; any other method takes the llhttp path.
 _METHODS = rb"GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH"
@@ -32,10 +33,13 @@ _FRAMING = frozenset({"transfer-encoding", "upgrade", "proxy-connection"})
 Simple = tuple[str, str, str, dict[str, str], int, str, bytes, bool, int]
 
 
-def read_simple(
-    buf: bytes, pos: int, *, raw_bytes: int, max_header_bytes: int, max_body_bytes: int
+def read_simple_python(
+    buf: bytes, pos: int, raw_bytes: int, max_header_bytes: int, max_body_bytes: int
 ) -> Simple | None:
-    """The request starting at ``buf[pos]`` when it is simple and complete, else None."""
+    """The request starting at ``buf[pos]`` when it is simple and complete, else None.
+
+    The reference: ``_scan.read_simple`` (C) gives the same answer for every input, about five
+    times faster, and is what ``read_simple`` is wherever the package was built."""
     end = buf.find(b"\r\n\r\n", pos)
     if end < 0 or end - pos > max_header_bytes:
         return None
@@ -89,3 +93,17 @@ def read_simple(
         keep,
         body_start + len(body),
     )
+
+
+class _Reader(Protocol):
+    def __call__(
+        self, buf: bytes, pos: int, raw_bytes: int, max_header_bytes: int, max_body_bytes: int
+    ) -> Simple | None: ...
+
+
+read_simple: _Reader
+try:
+    from takedown.sinkhole._scan import read_simple
+except ImportError:  # pragma: no cover - the package build compiles it
+    read_simple = read_simple_python
+NATIVE = read_simple is not read_simple_python

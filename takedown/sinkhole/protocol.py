@@ -286,14 +286,9 @@ class HttpRequestReader:
     def _read_simple(self, buf: bytes) -> int:
         """Read the simple whole requests at the start of ``buf``; where the rest begins."""
         pos, done = 0, self._done
+        raw, head, body = self.raw_bytes, self.max_header_bytes, self.max_body_bytes
         while True:
-            got = read_simple(
-                buf,
-                pos,
-                raw_bytes=self.raw_bytes,
-                max_header_bytes=self.max_header_bytes,
-                max_body_bytes=self.max_body_bytes,
-            )
+            got = read_simple(buf, pos, raw, head, body)
             if got is None:
                 return pos
             method, target, version, headers, size, sha, prefix, keep, pos = got

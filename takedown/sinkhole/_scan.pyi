@@ -1,0 +1,3 @@
+def read_simple(
+    buf: bytes, pos: int, raw_bytes: int, max_header_bytes: int, max_body_bytes: int
+) -> tuple[str, str, str, dict[str, str], int, str, bytes, bool, int] | None: ...
