@@ -96,6 +96,19 @@ SETTINGS: tuple[Setting, ...] = (
         "pyasn-style prefix→ASN table to enrich with (real AS"
         " numbers; the embedded data has AS names only).",
     ),
+    Setting(
+        "commit_delay",
+        float,
+        0.002,
+        "Seconds a spool block may wait for more requests while they come faster than one per"
+        " this long (fewer, larger fdatasync'd blocks); 0: a block never waits.",
+    ),
+    Setting(
+        "commit_batch",
+        int,
+        16,
+        "Requests that start a spool block at once, without waiting out `commit_delay`.",
+    ),
     Setting("segment_max_bytes", int, 64 << 20, "Spool segment size before it is closed."),
     Setting("segment_max_age", float, 60.0, "Seconds before an open segment is closed anyway."),
     Setting(

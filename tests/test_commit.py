@@ -225,3 +225,52 @@ def test_a_failed_native_write_answers_false_and_the_next_block_recovers(tmp_pat
     assert first == [False]  # EBADF: not durable, so answered 503 by the server
     assert second == [True]
     assert _spooled(tmp_path) == [1]
+
+
+def test_commit_delay_batches_a_burst_but_never_holds_a_lone_request(tmp_path: Path):
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        writer = SpoolWriter(tmp_path, "t", SCHEMA)
+        writer.open()
+        # A delay far longer than the test: whatever waits for it would time the test out.
+        commit = GroupCommit(loop, writer, delay=30.0, batch=16)
+        answers: list[bool] = []
+        commit.submit((0, "alone"), answers.append)
+        assert commit._timer is None  # nothing started lately: it goes at once
+        await asyncio.wait_for(commit.drain(), 10)
+        assert writer.blocks_written == 1
+        for i in range(1, 4):  # a block just started: these wait for more company
+            commit.submit((i, "early"), answers.append)
+        assert commit._timer is not None
+        await asyncio.sleep(0.05)
+        assert writer.blocks_written == 1 and answers == [True]
+        for i in range(4, 17):  # the 16th row starts the block without waiting out the delay
+            commit.submit((i, "burst"), answers.append)
+        assert commit._timer is None
+        await asyncio.wait_for(commit.drain(), 10)
+        assert writer.blocks_written == 2
+        assert answers == [True] * 17
+        commit.close()
+
+    uvloop.run(main())
+    assert _spooled(tmp_path) == list(range(17))
+
+
+def test_rows_waiting_out_the_delay_are_written_when_it_ends(tmp_path: Path):
+    async def main() -> list[bool]:
+        loop = asyncio.get_running_loop()
+        writer = SpoolWriter(tmp_path, "t", SCHEMA)
+        writer.open()
+        commit = GroupCommit(loop, writer, delay=0.05, batch=1000)
+        answers: list[bool] = []
+        commit.submit((0, "first"), answers.append)
+        await asyncio.wait_for(commit.drain(), 10)
+        for i in range(1, 6):
+            commit.submit((i, "waits"), answers.append)
+        await asyncio.wait_for(commit.drain(), 10)
+        assert writer.blocks_written == 2
+        commit.close()
+        return answers
+
+    assert uvloop.run(main()) == [True] * 6
+    assert _spooled(tmp_path) == list(range(6))
