@@ -15,11 +15,16 @@ FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
 class OptionalBuildExt(build_ext):
     """Build each extension, or warn and go on without it."""
 
-    def build_extension(self, ext: Extension) -> None:
-        try:
-            super().build_extension(ext)
-        except Exception as exc:  # no compiler, no Python headers: the fallback is used
-            print(f"WARNING: {ext.name} not built ({exc}); using its pure-Python fallback")
+    def build_extensions(self) -> None:
+        built = []
+        for ext in self.extensions:
+            try:
+                self.build_extension(ext)
+            except Exception as exc:  # no compiler, no Python headers: the fallback is used
+                print(f"WARNING: {ext.name} not built ({exc}); using its pure-Python fallback")
+            else:
+                built.append(ext)
+        self.extensions = built  # what is copied into the tree and listed as built
 
 
 setup(
