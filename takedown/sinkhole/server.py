@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import json
 import logging
@@ -366,15 +367,26 @@ class Worker:
                     self.settings.dns_answer_ipv6 or None,
                     self.settings.dns_ttl,
                 )
-                udp, _ = await loop.create_datagram_endpoint(
-                    lambda: DnsUdp(self), local_addr=(dhost, dport), reuse_port=True
-                )
+                # Port 0: the system picks a free UDP port, and TCP must have the same one; it
+                # may be taken for TCP (say by a client's connection), then another is tried.
+                for attempt in range(1 if dport else 20):
+                    udp, _ = await loop.create_datagram_endpoint(
+                        lambda: DnsUdp(self), local_addr=(dhost, dport), reuse_port=True
+                    )
+                    sockname = list(udp.get_extra_info("sockname")[:2])
+                    try:
+                        tcp = await loop.create_server(
+                            lambda: DnsTcp(self), dhost, sockname[1], reuse_port=True
+                        )
+                    except OSError as exc:
+                        udp.close()
+                        if dport or exc.errno != errno.EADDRINUSE or attempt == 19:
+                            raise
+                        continue
+                    break
                 transports.append(udp)
-                info["dns"] = list(udp.get_extra_info("sockname")[:2])
-                tcp = await loop.create_server(
-                    lambda: DnsTcp(self), dhost, info["dns"][1], reuse_port=True
-                )
                 servers.append(tcp)
+                info["dns"] = sockname
         except OSError as exc:
             self.commit.close()
             raise ConfigError(f"cannot listen: {exc.strerror} ({exc.filename or ''})") from None
