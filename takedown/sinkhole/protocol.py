@@ -132,6 +132,27 @@ class HttpRequestReader:
     are enforced inside the callbacks, at the byte that crosses them.
     """
 
+    __slots__ = (
+        "_abort",
+        "_body_end",
+        "_cur",
+        "_done",
+        "_header_bytes",
+        "_held",
+        "_in_body",
+        "_parser",
+        "_prefix",
+        "_saw_url",
+        "_sha",
+        "_url",
+        "broken",
+        "fast",
+        "in_request",
+        "max_body_bytes",
+        "max_header_bytes",
+        "raw_bytes",
+    )
+
     def __init__(
         self, *, raw_bytes: int = 512, max_header_bytes: int = 32768, max_body_bytes: int = 64 << 20
     ) -> None:

@@ -446,6 +446,20 @@ class Worker:
 class HttpConnection(asyncio.Protocol):
     """One client connection: parse, spool, answer in order once durable."""
 
+    __slots__ = (
+        "base",
+        "closing",
+        "last_activity",
+        "local",
+        "paused",
+        "peer",
+        "pending",
+        "reader",
+        "request_started",
+        "transport",
+        "worker",
+    )
+
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.transport: asyncio.Transport | None = None
@@ -523,7 +537,9 @@ class HttpConnection(asyncio.Protocol):
         keep = req.keep_alive and req.error is None
         self.pending.append((status, keep, req.method == "HEAD"))
         if not keep:
-            self.stop_reading()
+            # Answered, then closed: what else comes is ignored (``closing``). Reading is not
+            # paused for it, which would cost a system call per connection.
+            self.closing = True
         w.commit.submit(row, self._durable)
 
     def _durable(self, ok: bool) -> None:
