@@ -10,6 +10,7 @@ import asyncio
 import errno
 import os
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -140,6 +141,13 @@ def test_same_bytes_as_pwrite(tmp_path_factory: pytest.TempPathFactory, jobs):
 
 
 # -- the group commit on top of it ------------------------------------------------------------
+def _open_commit(folder: Path, segment_max_bytes: int = 64 << 20, **kw: Any) -> GroupCommit:
+    """A group commit on the running loop over a fresh spool in ``folder``."""
+    writer = SpoolWriter(folder, "t", SCHEMA, segment_max_bytes=segment_max_bytes)
+    writer.open()
+    return GroupCommit(asyncio.get_running_loop(), writer, **kw)
+
+
 def _run_group_commit(
     folder: Path,
     native: bool,
@@ -149,10 +157,7 @@ def _run_group_commit(
     block_per_burst: bool = False,
 ) -> tuple[list[bool], GroupCommit]:
     async def main() -> tuple[list[bool], GroupCommit]:
-        loop = asyncio.get_running_loop()
-        writer = SpoolWriter(folder, "t", SCHEMA, segment_max_bytes=segment_max_bytes)
-        writer.open()
-        commit = GroupCommit(loop, writer, native=native)
+        commit = _open_commit(folder, native=native, segment_max_bytes=segment_max_bytes)
         answers: list[bool] = []
         i = 0
         for burst in bursts:
@@ -201,11 +206,9 @@ def test_group_commit_rotates_segments_between_native_writes(tmp_path: Path):
 
 def test_a_failed_native_write_answers_false_and_the_next_block_recovers(tmp_path: Path):
     async def main() -> tuple[list[bool], list[bool]]:
-        loop = asyncio.get_running_loop()
-        writer = SpoolWriter(tmp_path, "t", SCHEMA)
-        writer.open()
+        commit = _open_commit(tmp_path)
+        writer = commit.writer
         writer.make_room(1)
-        commit = GroupCommit(loop, writer)
         assert commit.io is not None
         bad = os.open(tmp_path / "read-only", os.O_RDONLY | os.O_CREAT)
         real_place = writer.place
@@ -229,11 +232,9 @@ def test_a_failed_native_write_answers_false_and_the_next_block_recovers(tmp_pat
 
 def test_commit_delay_batches_a_burst_but_never_holds_a_lone_request(tmp_path: Path):
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        writer = SpoolWriter(tmp_path, "t", SCHEMA)
-        writer.open()
         # A delay far longer than the test: whatever waits for it would time the test out.
-        commit = GroupCommit(loop, writer, delay=30.0, batch=16)
+        commit = _open_commit(tmp_path, delay=30.0, batch=16)
+        writer = commit.writer
         answers: list[bool] = []
         commit.submit((0, "alone"), answers.append)
         assert commit._timer is None  # nothing started lately: it goes at once
@@ -258,10 +259,8 @@ def test_commit_delay_batches_a_burst_but_never_holds_a_lone_request(tmp_path: P
 
 def test_rows_waiting_out_the_delay_are_written_when_it_ends(tmp_path: Path):
     async def main() -> list[bool]:
-        loop = asyncio.get_running_loop()
-        writer = SpoolWriter(tmp_path, "t", SCHEMA)
-        writer.open()
-        commit = GroupCommit(loop, writer, delay=0.05, batch=1000)
+        commit = _open_commit(tmp_path, delay=0.05, batch=1000)
+        writer = commit.writer
         answers: list[bool] = []
         commit.submit((0, "first"), answers.append)
         await asyncio.wait_for(commit.drain(), 10)

@@ -161,10 +161,6 @@ class GroupCommit:
         rows, waiters = self._rows, self._waiters
         self._rows, self._waiters = [], []
         self._busy = True
-        if self.io is None:
-            fut = self.loop.run_in_executor(self.executor, self.writer.write, rows)
-            fut.add_done_callback(partial(self._done, waiters))
-            return
         try:
             frame, payload = self.writer.encode(rows)
         except Exception:  # a row the schema cannot hold: its block is refused, not the server
@@ -172,8 +168,8 @@ class GroupCommit:
             self._complete(waiters, False)
             return
         size = len(frame) + payload.size
-        where = self.writer.place(size)
-        if where is None:  # a segment to open or rotate first: file work, off the loop
+        where = None if self.io is None else self.writer.place(size)
+        if where is None:  # no committer, or a segment to open or rotate first: off the loop
             fut = self.loop.run_in_executor(
                 self.executor, self.writer.write_encoded, frame, payload, len(rows)
             )
@@ -369,7 +365,8 @@ class Worker:
                 )
                 # Port 0: the system picks a free UDP port, and TCP must have the same one; it
                 # may be taken for TCP (say by a client's connection), then another is tried.
-                for attempt in range(1 if dport else 20):
+                tries = 1 if dport else 20
+                for attempt in range(tries):
                     udp, _ = await loop.create_datagram_endpoint(
                         lambda: DnsUdp(self), local_addr=(dhost, dport), reuse_port=True
                     )
@@ -380,7 +377,7 @@ class Worker:
                         )
                     except OSError as exc:
                         udp.close()
-                        if dport or exc.errno != errno.EADDRINUSE or attempt == 19:
+                        if exc.errno != errno.EADDRINUSE or attempt == tries - 1:
                             raise
                         continue
                     break

@@ -451,13 +451,12 @@ class SpoolWriter:
         assert self._fd is not None
         try:
             written = os.pwritev(self._fd, [frame, payload], self._offset)
-            if written != size:
-                raise _short_write(written, size)
-            os.fdatasync(self._fd)
+            if written == size:
+                os.fdatasync(self._fd)
         except OSError as exc:
             self._fail(exc)
             raise
-        self._written(written, n_records)
+        self.finish(size, n_records, written, 0)  # a short write fails there
 
     # A block written by another thread (the native committer): ``place`` says where, without
     # any file work, and ``finish`` takes the outcome.
@@ -476,7 +475,12 @@ class SpoolWriter:
             exc = OSError(err, os.strerror(err)) if err else _short_write(written, size)
             self._fail(exc)
             raise exc
-        self._written(written, n_records)
+        self._offset += written
+        self.blocks_written += 1
+        self.records_written += n_records
+        if self.disk_full:
+            self.disk_full = False
+            log.warning("spool %s writable again; answering bots normally", self.folder)
 
     def make_room(self, size: int) -> None:
         """Open a segment, or close a full or old one and open the next, so that a block of
@@ -490,14 +494,6 @@ class SpoolWriter:
                 log.error("spool %s: could not close segment cleanly: %s", self.folder, exc)
         if self._fd is None:
             self._open_segment()
-
-    def _written(self, written: int, n_records: int) -> None:
-        self._offset += written
-        self.blocks_written += 1
-        self.records_written += n_records
-        if self.disk_full:
-            self.disk_full = False
-            log.warning("spool %s writable again; answering bots normally", self.folder)
 
     def rotate_if_due(self) -> None:
         if self._fd is not None and self._due(0):
