@@ -10,7 +10,7 @@ HOME_DIR ?= takedown-data
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml setup.py takedown/sinkhole/_commit.c
+$(STAMP): requirements.lock pyproject.toml setup.py $(wildcard takedown/sinkhole/*.c)
 	@command -v $(PYTHON) >/dev/null || PYTHON=python3; \
 	  test -x $(BIN)/python || $${PYTHON:-$(PYTHON)} -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip==26.0.1 || true

@@ -1,7 +1,7 @@
-"""Build of the native modules (the sinkhole's spool I/O thread and fast request reader);
-the rest of the package is described in pyproject.toml.
+"""Build of the native modules (the sinkhole's spool I/O thread, fast request reader and
+Arrow block encoder); the rest of the package is described in pyproject.toml.
 
-Both have pure-Python fallbacks, so a machine without a C compiler still installs and runs the
+Each has a pure-Python fallback, so a machine without a C compiler still installs and runs the
 package (slower, with a warning here and in the sinkhole's log); the test suite checks that the
 native modules were built.
 """
@@ -34,6 +34,9 @@ setup(
         ),
         Extension(
             "takedown.sinkhole._scan", ["takedown/sinkhole/_scan.c"], extra_compile_args=FLAGS
+        ),
+        Extension(
+            "takedown.sinkhole._ipc", ["takedown/sinkhole/_ipc.c"], extra_compile_args=FLAGS
         ),
     ],
     cmdclass={"build_ext": OptionalBuildExt},

@@ -1,9 +1,10 @@
-"""The two C modules under AddressSanitizer and UndefinedBehaviorSanitizer.
+"""The C modules under AddressSanitizer and UndefinedBehaviorSanitizer.
 
 Bot traffic is hostile input and ``_scan`` reads it with pointers; ``_commit`` hands buffers to a
-thread. Here both are compiled again with ``-fsanitize=address,undefined`` and the fuzz tests of
-test_scan.py and test_commit.py run against those builds in a child process (preloading the
-sanitizer runtimes): any out-of-bounds read, use after free or undefined behaviour aborts it.
+thread; ``_ipc`` writes a block's rows into one buffer it sized itself. Here all three are
+compiled again with ``-fsanitize=address,undefined`` and the fuzz tests of test_scan.py,
+test_commit.py and test_ipc.py run against those builds in a child process (preloading the
+sanitizer runtimes): any out-of-bounds access, use after free or undefined behaviour aborts it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
-LOADER = """
+NAMES = ("_scan", "_commit", "_ipc")
+LOADER = f"""
 import importlib.util, sys
-for name in ("_scan", "_commit"):
+for name in {NAMES!r}:
     full = "takedown.sinkhole." + name
     spec = importlib.util.spec_from_file_location(full, sys.argv[1] + "/" + name + sys.argv[2])
     module = importlib.util.module_from_spec(spec)
@@ -46,7 +48,7 @@ def test_fuzzing_the_c_modules_under_asan_and_ubsan(tmp_path: Path):
     if asan is None or ubsan is None:
         pytest.skip("gcc's sanitizer runtimes (libasan, libubsan) are not installed")
     include = sysconfig.get_paths()["include"]
-    for name in ("_scan", "_commit"):
+    for name in NAMES:
         subprocess.run(
             [
                 "gcc",
@@ -83,6 +85,7 @@ def test_fuzzing_the_c_modules_under_asan_and_ubsan(tmp_path: Path):
             SUFFIX,
             str(ROOT / "tests" / "test_scan.py"),
             str(ROOT / "tests" / "test_commit.py"),
+            str(ROOT / "tests" / "test_ipc.py"),
             "-k",
             "not uses_the_c_reader",
         ],

@@ -167,7 +167,7 @@ class GroupCommit:
             log.exception("encoding a spool block failed; answering 503")
             self._complete(waiters, False)
             return
-        size = len(frame) + payload.size
+        size = len(frame) + len(payload)
         where = None if self.io is None else self.writer.place(size)
         if where is None:  # no committer, or a segment to open or rotate first: off the loop
             fut = self.loop.run_in_executor(

@@ -36,6 +36,11 @@ import pyarrow as pa
 
 from takedown.errors import SpoolError
 
+try:  # the C encoder (setup.py builds it); pyarrow does the same work, slower, without it
+    from takedown.sinkhole import _ipc
+except ImportError:  # pragma: no cover - a machine without a C compiler
+    _ipc = None  # type: ignore[assignment]
+
 __all__ = [
     "BLOCK_MAGIC",
     "SEGMENT_MAGIC",
@@ -45,6 +50,7 @@ __all__ = [
     "SpoolWriter",
     "closed_segments",
     "decode_block",
+    "encode_rows",
     "read_header",
     "read_segment",
     "recover_folder",
@@ -214,6 +220,30 @@ class _Plan:
         self.types = list(schema.types)
         self.same_type = [False] + [a.equals(b) for a, b in itertools.pairwise(self.types)]
         self.constants: dict[tuple[int, Any, int], pa.Array] = {}
+        self.kinds, self.widths = _native_layout(self.types)
+
+
+def _native_layout(types: list[pa.DataType]) -> tuple[str | None, tuple[int, ...]]:
+    """The column kinds of ``_ipc.encode`` for these types, or None if one has no kind."""
+    kinds = []
+    widths = []
+    for kind in types:
+        width = 0
+        if pa.types.is_int32(kind):
+            code = "i"
+        elif pa.types.is_int64(kind) or pa.types.is_timestamp(kind):
+            code = "q"
+        elif pa.types.is_string(kind):
+            code = "s"
+        elif pa.types.is_binary(kind):
+            code = "b"
+        elif pa.types.is_fixed_size_binary(kind):
+            code, width = "f", kind.byte_width
+        else:
+            return None, ()
+        kinds.append(code)
+        widths.append(width)
+    return "".join(kinds), tuple(widths)
 
 
 _PLANS: dict[int, _Plan] = {}
@@ -224,6 +254,23 @@ def _plan(schema: pa.Schema) -> _Plan:
     if plan is None or plan.schema is not schema:
         plan = _PLANS[id(schema)] = _Plan(schema)
     return plan
+
+
+def encode_rows(rows: Sequence[tuple[Any, ...]], schema: pa.Schema) -> bytes | pa.Buffer:
+    """Rows (tuples in schema order) to the Arrow IPC message of their record batch.
+
+    The C encoder (``_ipc``) writes the message directly when it can take every value; any
+    row it does not take (another type, an int out of range, the wrong width) goes through
+    ``rows_to_batch``, which converts it or raises as pyarrow does. Either message decodes to
+    the same batch (tests/test_ipc.py).
+    """
+    plan = _plan(schema)
+    if _ipc is not None and plan.kinds is not None and isinstance(rows, list):
+        try:
+            return _ipc.encode(rows, plan.kinds, plan.widths)
+        except _ipc.UnsupportedError:
+            pass
+    return rows_to_batch(rows, schema).serialize()
 
 
 def rows_to_batch(rows: Sequence[tuple[Any, ...]], schema: pa.Schema) -> pa.RecordBatch:
@@ -437,16 +484,17 @@ class SpoolWriter:
         frame, payload = self.encode(rows)
         self.write_encoded(frame, payload, len(rows))
 
-    def encode(self, rows: Sequence[tuple[Any, ...]]) -> tuple[bytes, pa.Buffer]:
+    def encode(self, rows: Sequence[tuple[Any, ...]]) -> tuple[bytes, bytes | pa.Buffer]:
         """One block of rows: its frame (magic, length, CRC, count) and its Arrow payload."""
-        payload = rows_to_batch(rows, self.schema).serialize()
-        frame = _BLOCK.pack(BLOCK_MAGIC, payload.size, _crc(len(rows), payload), len(rows))
+        payload = encode_rows(rows, self.schema)
+        size = len(payload)
+        frame = _BLOCK.pack(BLOCK_MAGIC, size, _crc(len(rows), payload), len(rows))
         return frame, payload
 
-    def write_encoded(self, frame: bytes, payload: pa.Buffer, n_records: int) -> None:
+    def write_encoded(self, frame: bytes, payload: bytes | pa.Buffer, n_records: int) -> None:
         """Append an encoded block (``encode``) and make it durable, opening or rotating the
         segment first when due. Raises OSError if it is not on disk."""
-        size = len(frame) + payload.size
+        size = len(frame) + len(payload)
         self.make_room(size)
         assert self._fd is not None
         try:
