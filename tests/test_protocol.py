@@ -690,6 +690,21 @@ def test_http_row_kept_headers_json() -> None:
     )
 
 
+def test_head_fields_are_remembered_by_the_headers_dict_itself() -> None:
+    headers = {"host": "C2.Example:80", "user-agent": "bot/1", "x-kept": "1"}
+    first = make_http_row(ParsedRequest(headers=headers))
+    assert row_dict(make_http_row(ParsedRequest(headers=headers))) == row_dict(first)
+    # An equal dict is another dict (and a changed copy gives its own fields, not the memo's).
+    changed = {**headers, "host": "other.example"}
+    d = row_dict(make_http_row(ParsedRequest(headers=changed)))
+    assert d["destination.fqdn"] == "other.example"
+    assert row_dict(first)["destination.fqdn"] == "c2.example"
+    many = [{"host": f"h{i}.example"} for i in range(5000)]  # past the memo's size
+    assert [
+        row_dict(make_http_row(ParsedRequest(headers=h)))["destination.fqdn"] for h in many
+    ] == [f"h{i}.example" for i in range(5000)]
+
+
 def test_http_row_of_error_request_and_no_match() -> None:
     (r,) = parse(b"\x16\x03\x01")
     d = row_dict(make_http_row(r, None, status=r.status))

@@ -129,6 +129,32 @@ def test_caps_at_their_edges():
         agree(CHECKIN, {"max_body_bytes": cap})
 
 
+def test_a_repeated_head_is_read_from_the_memo_with_its_caps_and_body_checked_anew():
+    head = CHECKIN[: CHECKIN.index(b"\r\n\r\n") + 4]
+    first = read_c(head + BODY, 0, **DEFAULT_CAPS)
+    other = bytes(reversed(BODY))
+    again = read_c(b"xx" + head + other, 2, **DEFAULT_CAPS)
+    assert first is not None and again is not None
+    assert again[3] is first[3] and again[1] is first[1]  # the same objects: remembered
+    assert again[5] == hashlib.sha256(other).hexdigest() != first[5]
+    assert again[6] == other and again[8] == len(head) + 98
+    # What depends on the caps or the buffer is checked on every call, as in Python.
+    head_len = len(head) - 4
+    for cap in range(head_len - 2, head_len + 8):
+        agree(head + other, {"max_header_bytes": cap})
+    agree(head + other, {"max_body_bytes": 95})
+    agree(head + other[:50], {})  # body not all here
+
+
+def test_the_memo_starts_over_when_full():
+    """More distinct heads than the memo holds (1,024): every answer still agrees."""
+    for i in range(2_600):
+        stream = CHECKIN.replace(b"/login.php", f"/l{i}.php".encode())
+        agree(stream, {})
+        if i % 100 == 0:
+            agree(CHECKIN, {})
+
+
 def test_arguments_are_checked():
     with pytest.raises(TypeError):
         read_c("text", 0, **DEFAULT_CAPS)  # type: ignore[arg-type]

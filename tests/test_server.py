@@ -88,6 +88,26 @@ def test_keep_alive_and_pipelining(sinkhole):
         assert [r[0] for r in resps] == [200, 200, 200] and rest == b""
 
 
+def test_whole_split_and_pipelined_requests_on_one_connection(sinkhole):
+    """A connection starts on the one-call path (whole simple requests) and moves to a reader
+    when a request comes in pieces; every request is answered, in order, and recorded."""
+    _, _, info = sinkhole
+    with connect(info) as s:
+        for i in range(2):  # the same head twice: the fast reader's memo answers the second
+            s.sendall(post("/login.php?t=mix-whole", bytes([i]) * 96))
+            (resp,), _ = read_responses(s, 1)
+            assert resp[0] == 200
+        split = post("/login.php?t=mix-split", b"s" * 96)
+        s.sendall(split[:30])
+        time.sleep(0.2)
+        s.sendall(split[30:])
+        (resp,), _ = read_responses(s, 1)
+        assert resp[0] == 200
+        s.sendall(post("/login.php?t=mix-pipe-a", b"a" * 96) + post("/x?t=mix-pipe-b", b"b"))
+        resps, rest = read_responses(s, 2)
+        assert [r[0] for r in resps] == [200, 200] and rest == b""
+
+
 def test_chunked_body_and_connection_close(sinkhole):
     _, _, info = sinkhole
     with connect(info) as s:
@@ -210,6 +230,10 @@ def test_zz_sigterm_flushes_and_every_request_is_an_event(sinkhole):
     assert by_target["/?t=big"][1] == 431 and by_target["/?t=big"][5]
     assert by_target["/beacon"][2] == "testbot"
     assert "/slowloris" not in by_target  # a half request is not an event
+    whole = [r for r in rows if r[0] == "/login.php?t=mix-whole"]
+    assert len(whole) == 2 and all(r[2] == "rustock" and r[3] == "c2.example" for r in whole)
+    assert by_target["/login.php?t=mix-split"][4] == 96
+    assert by_target["/x?t=mix-pipe-b"][4] == 1
     dns = [r for r in rows if r[6]]
     assert {(r[6], r[7]) for r in dns} >= {
         ("NOERROR", "udp"),

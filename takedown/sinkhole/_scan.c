@@ -11,6 +11,13 @@
  * Proxy-Connection, a Connection of close or keep-alive only, at most an 18-digit
  * Content-Length whose body is all in ``buf`` and within the cap. tests/test_scan.py holds the
  * two versions to the same answer on well-formed, mutated and arbitrary input.
+ *
+ * A botnet sends the same head again and again. What a head gives (method, target, version,
+ * the headers dict, its line count, keep-alive, Content-Length) is remembered by the head's
+ * bytes, for heads of at most HEAD_MEMO_BYTES, up to HEAD_MEMO_ENTRIES of them (then the memo
+ * starts over). A repeated head returns the same target and headers objects as before: callers
+ * must not change the dict (the sinkhole never does), and may remember what they derive from it
+ * by its identity. The caps and the body are checked on every call.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -22,6 +29,10 @@ static PyObject *empty_sha;    /* hex digest of b"" */
 static PyObject *empty_bytes;  /* b"" */
 static PyObject *str_hexdigest;
 static PyObject *version_str[2]; /* "1.0", "1.1" */
+static PyObject *head_memo;      /* head bytes -> (method, target, version, headers, lines,
+                                    keep, Content-Length or -1) */
+#define HEAD_MEMO_BYTES 2048
+#define HEAD_MEMO_ENTRIES 1024
 
 #define N_METHODS 7
 static const char *method_name[N_METHODS] = {"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS",
@@ -124,7 +135,7 @@ static PyObject *scan(Py_buffer *view, Py_ssize_t pos, Py_ssize_t raw_bytes, Py_
     PyObject *result = NULL;
     Header stack_headers[MAX_STACK_HEADERS];
     Header *headers = stack_headers;
-    PyObject *hdict = NULL;
+    PyObject *hdict = NULL, *memo_key = NULL;
     const unsigned char *b = (const unsigned char *)view->buf;
     Py_ssize_t len = view->len;
     if (pos < 0 || pos > len) {
@@ -133,6 +144,30 @@ static PyObject *scan(Py_buffer *view, Py_ssize_t pos, Py_ssize_t raw_bytes, Py_
     Py_ssize_t end = find_head_end(b, len, pos);
     if (end < 0 || end - pos > max_header) goto none;
     Py_ssize_t stop = end + 4, p = pos;
+    PyObject *method_obj, *target_str, *version_obj;
+    Py_ssize_t n = 0, length = -1;
+    int keep;
+    if (stop - pos <= HEAD_MEMO_BYTES) {
+        memo_key = PyBytes_FromStringAndSize((const char *)b + pos, stop - pos);
+        if (memo_key == NULL) goto fail;
+        PyObject *seen = PyDict_GetItemWithError(head_memo, memo_key);
+        if (seen == NULL && PyErr_Occurred()) goto fail;
+        if (seen != NULL) {
+            method_obj = PyTuple_GET_ITEM(seen, 0);
+            target_str = Py_NewRef(PyTuple_GET_ITEM(seen, 1));
+            version_obj = PyTuple_GET_ITEM(seen, 2);
+            hdict = Py_NewRef(PyTuple_GET_ITEM(seen, 3));
+            n = PyLong_AsSsize_t(PyTuple_GET_ITEM(seen, 4));
+            keep = PyTuple_GET_ITEM(seen, 5) == Py_True;
+            length = PyLong_AsSsize_t(PyTuple_GET_ITEM(seen, 6));
+            Py_CLEAR(memo_key);
+            if (end - pos + (n + 1) + 2 > max_header) {
+                Py_DECREF(target_str);
+                goto none;
+            }
+            goto body;
+        }
+    }
 
     /* request line: METHOD SP "/" target SP "HTTP/1." [01] CRLF */
     int method = -1;
@@ -158,7 +193,7 @@ static PyObject *scan(Py_buffer *view, Py_ssize_t pos, Py_ssize_t raw_bytes, Py_
     p += 2;
 
     /* header lines: token ":" value CRLF, then CRLF */
-    Py_ssize_t n = 0, cap = MAX_STACK_HEADERS;
+    Py_ssize_t cap = MAX_STACK_HEADERS;
     for (;;) {
         if (p + 1 < stop && b[p] == '\r' && b[p + 1] == '\n') {
             p += 2;
@@ -197,8 +232,7 @@ static PyObject *scan(Py_buffer *view, Py_ssize_t pos, Py_ssize_t raw_bytes, Py_
     /* llhttp's count of head bytes stays within the cap when this does (see fastpath.py) */
     if (end - pos + (n + 1) + 2 > max_header) goto none;
 
-    int keep = minor == 1;
-    Py_ssize_t length = -1;
+    keep = minor == 1;
     for (Py_ssize_t i = 0; i < n; i++) {
         const unsigned char *nm = b + headers[i].name, *v = b + headers[i].value;
         Py_ssize_t nl = headers[i].name_len, vl = headers[i].value_len;
@@ -223,13 +257,7 @@ static PyObject *scan(Py_buffer *view, Py_ssize_t pos, Py_ssize_t raw_bytes, Py_
             length = value;
         }
     }
-    Py_ssize_t body = stop, size = 0;
-    if (length >= 0) {
-        if (length > max_body || length > len - body) goto none;
-        size = length;
-    }
-
-    /* all checks passed: build the answer */
+    /* the head passed: build its part of the answer (and remember it) */
     hdict = _PyDict_NewPresized(n);
     if (hdict == NULL) goto fail;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -264,8 +292,33 @@ static PyObject *scan(Py_buffer *view, Py_ssize_t pos, Py_ssize_t raw_bytes, Py_
     /* a repeated name (in any case) fell on an earlier key: left to llhttp, as in Python. A
      * dict, not a comparison of every pair: a head of thousands of tiny headers stays linear. */
     if (PyDict_GET_SIZE(hdict) != n) goto none;
-    PyObject *target_str = PyUnicode_DecodeASCII((const char *)b + target, target_len, NULL);
+    target_str = PyUnicode_DecodeASCII((const char *)b + target, target_len, NULL);
     if (target_str == NULL) goto fail;
+    method_obj = method_str[method];
+    version_obj = version_str[minor];
+    if (memo_key != NULL) {
+        PyObject *entry = Py_BuildValue("(OOOOnOn)", method_obj, target_str, version_obj, hdict, n,
+                                        keep ? Py_True : Py_False, length);
+        if (entry != NULL && PyDict_GET_SIZE(head_memo) >= HEAD_MEMO_ENTRIES)
+            PyDict_Clear(head_memo);
+        if (entry == NULL || PyDict_SetItem(head_memo, memo_key, entry) < 0) {
+            Py_XDECREF(entry);
+            Py_DECREF(target_str);
+            goto fail;
+        }
+        Py_DECREF(entry);
+        Py_CLEAR(memo_key);
+    }
+
+body:;
+    Py_ssize_t body = stop, size = 0;
+    if (length >= 0) {
+        if (length > max_body || length > len - body) {
+            Py_DECREF(target_str);
+            goto none;
+        }
+        size = length;
+    }
     PyObject *sha, *prefix;
     if (size == 0) {
         sha = Py_NewRef(empty_sha);
@@ -290,8 +343,8 @@ static PyObject *scan(Py_buffer *view, Py_ssize_t pos, Py_ssize_t raw_bytes, Py_
             goto fail;
         }
     }
-    result = Py_BuildValue("(ONONnNNOn)", method_str[method], target_str, version_str[minor],
-                           hdict, size, sha, prefix, keep ? Py_True : Py_False, body + size);
+    result = Py_BuildValue("(ONONnNNOn)", method_obj, target_str, version_obj, hdict, size, sha,
+                           prefix, keep ? Py_True : Py_False, body + size);
     hdict = NULL; /* stolen by N */
     goto done;
 
@@ -302,6 +355,7 @@ fail:
     result = NULL;
 done:
     Py_XDECREF(hdict);
+    Py_XDECREF(memo_key);
     if (headers != stack_headers) PyMem_Free(headers);
     PyBuffer_Release(view);
     return result;
@@ -337,6 +391,8 @@ PyMODINIT_FUNC PyInit__scan(void) {
     empty_sha = PyObject_CallMethodNoArgs(h, str_hexdigest);
     Py_DECREF(h);
     if (empty_sha == NULL) return NULL;
+    head_memo = PyDict_New();
+    if (head_memo == NULL) return NULL;
     version_str[0] = PyUnicode_InternFromString("1.0");
     version_str[1] = PyUnicode_InternFromString("1.1");
     if (version_str[0] == NULL || version_str[1] == NULL) return NULL;

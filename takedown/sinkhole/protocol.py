@@ -422,6 +422,30 @@ def http_base(*, peer: tuple[str, int], local: tuple[str, int], sensor: Sensor) 
     return row
 
 
+_HeadFields = tuple[dict[str, str], Sequence[str], str | None, str | None, str | None]
+_HEAD_FIELDS: dict[int, _HeadFields] = {}
+
+
+def _head_fields(headers: dict[str, str], kept: Sequence[str]) -> _HeadFields:
+    """(headers, kept, host name, user agent, kept-header JSON), remembered by the identity of
+    the headers dict: the fast reader returns the same dict for a repeated head. The entry
+    holds the dict, so its id cannot be reused while the entry lives."""
+    got = _HEAD_FIELDS.get(id(headers))
+    if got is not None and got[0] is headers and got[1] is kept:
+        return got
+    got = (
+        headers,
+        kept,
+        _host_name(headers.get("host", "")),
+        headers.get("user-agent"),
+        _kept_headers(headers, kept),
+    )
+    if len(_HEAD_FIELDS) >= _KEPT_MEMO_MAX:
+        _HEAD_FIELDS.clear()
+    _HEAD_FIELDS[id(headers)] = got
+    return got
+
+
 def http_row(
     req: ParsedRequest,
     match: Match | None,
@@ -436,14 +460,11 @@ def http_row(
     """The spool row of one HTTP request (``base``: ``http_base`` of the same peer, local
     address and sensor, made once per connection)."""
     row = base.copy() if base is not None else http_base(peer=peer, local=local, sensor=sensor)
-    headers = req.headers
+    _, _, row[_I_FQDN], row[_I_UA], row[_I_HEADERS] = _head_fields(req.headers, sensor.headers_kept)
     row[_I_TS] = row[_I_OBS] = now_us
-    row[_I_FQDN] = _host_name(headers.get("host", ""))
     row[_I_METHOD] = req.method or None
     row[_I_TARGET] = req.target[:8192] or None
     row[_I_VERSION] = req.version or None
-    row[_I_UA] = headers.get("user-agent")
-    row[_I_HEADERS] = _kept_headers(headers, sensor.headers_kept)
     row[_I_STATUS] = status
     row[_I_BODY_SIZE] = req.body_size
     row[_I_SHA] = bytes.fromhex(req.body_sha256) if req.body_sha256 else None

@@ -33,6 +33,7 @@ from takedown.config import Settings
 from takedown.errors import ConfigError, SpoolError
 from takedown.home import Home
 from takedown.sinkhole import dns
+from takedown.sinkhole.fastpath import read_simple
 from takedown.sinkhole.protocol import (
     SPOOL_SCHEMA,
     HttpRequestReader,
@@ -310,6 +311,8 @@ class Worker:
             "max_header_bytes": settings.max_header_bytes,
             "max_body_bytes": settings.max_body_bytes,
         }
+        # read_simple's arguments after (buf, pos), in its order
+        self.simple_caps = (settings.raw_bytes, settings.max_header_bytes, settings.max_body_bytes)
         self.max_connections: int = settings.max_connections
         self.max_pipeline: int = settings.max_pipeline
         self.response_status: int = settings.response_status
@@ -460,7 +463,9 @@ class HttpConnection(asyncio.Protocol):
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.transport: asyncio.Transport | None = None
-        self.reader = worker.new_reader()
+        # Made when the connection first sends something other than whole simple requests
+        # one at a time (see ``data_received``); most connections never need one.
+        self.reader: HttpRequestReader | None = None
         self.pending: deque[tuple[int, bool, bool]] = deque()
         self.closing = False
         self.paused = False
@@ -499,15 +504,31 @@ class HttpConnection(asyncio.Protocol):
             return
         now = time.monotonic()
         self.last_activity = now
-        for req in self.reader.feed(data):
+        reader = self.reader
+        if reader is None:
+            # Nothing held from earlier reads. A read that is exactly one whole simple request
+            # (nearly every check-in) is read here in one call, as the reader's fast path would
+            # read it; anything else (a part, several, a request for llhttp) goes to a reader,
+            # from the first byte.
+            got = read_simple(data, 0, *self.worker.simple_caps)
+            if got is not None and got[8] == len(data):
+                self.request_started = None
+                self._handle(ParsedRequest(*got[:8]))
+                self._pause_if_behind()
+                return
+            reader = self.reader = self.worker.new_reader()
+        for req in reader.feed(data):
             self._handle(req)
             if self.closing:
                 break
-        if self.reader.in_request:
+        if reader.in_request:
             if self.request_started is None:
                 self.request_started = now
         else:
             self.request_started = None
+        self._pause_if_behind()
+
+    def _pause_if_behind(self) -> None:
         if (
             len(self.pending) > self.worker.max_pipeline
             and not self.paused
