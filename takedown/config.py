@@ -99,7 +99,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "commit_delay",
         float,
-        0.002,
+        0.005,
         "Seconds a spool block may wait for more requests while they come faster than one per"
         " this long (fewer, larger fdatasync'd blocks); 0: a block never waits.",
     ),
