@@ -1,4 +1,5 @@
-"""The sinkhole as a real process on loopback, driven through real sockets."""
+"""The sinkhole as a real process on loopback, driven through real sockets (and one
+connection driven directly, for what a socket on loopback cannot show)."""
 
 import json
 import socket
@@ -9,9 +10,12 @@ import duckdb
 import pytest
 
 from takedown import lake
+from takedown.config import load_settings
 from takedown.demo import start_sinkhole, stop_sinkhole
 from takedown.home import Home
 from takedown.simulate.loadgen import dns_query
+from takedown.sinkhole.protocol import SPOOL_FIELDS, http_base
+from takedown.sinkhole.server import HttpConnection, Worker
 
 ZONE = "c2.example"
 ENV = {
@@ -280,3 +284,72 @@ def test_two_workers_share_the_port_each_with_its_own_spool(tmp_path):
     sensors = {p.name for p in home.spool.iterdir() if p.is_dir()}
     assert len(sensors) == 2
     assert lake.ingest(home).events == 60
+
+
+class _Transport:
+    """Just what HttpConnection asks of a transport (for the unit test below)."""
+
+    def __init__(self, peer, local):
+        self.extra = {"peername": peer, "sockname": local}
+        self.sent = []
+
+    def get_extra_info(self, name, default=None):
+        return self.extra.get(name, default)
+
+    def write(self, data):
+        self.sent.append(data)
+
+    def close(self):
+        pass
+
+
+def test_rows_carry_each_connections_own_addresses(tmp_path):
+    """Listening on a wildcard address, each connection's local address is its own (asked of
+    the transport); on a fixed one it is the worker's. Both reach every row, on the one-call
+    path and through the reader."""
+    worker = Worker(load_settings({"home": str(tmp_path)}, {}), 0)
+    rows = []
+
+    class Commit:
+        def submit(self, row, waiter):
+            rows.append(row)
+            waiter(True)
+
+    worker.commit = Commit()  # type: ignore[assignment]
+    index = {f.name: i for i, f in enumerate(SPOOL_FIELDS)}
+
+    def run(peer, local, data):
+        conn = HttpConnection(worker)
+        transport = _Transport(peer, local)
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        for piece in data:
+            conn.data_received(piece)
+        return transport
+
+    whole = post("/login.php?t=own", b"o" * 96)
+    assert worker.local is None
+    run(("10.1.1.1", 1111), ("192.0.2.7", 80), [whole])
+    run(("10.2.2.2", 2222), ("198.51.100.9", 8080), [whole[:20], whole[20:]])
+    worker.local = ("127.0.0.1", 9)
+    worker.base = http_base(peer=("", 0), local=worker.local, sensor=worker.sensor)
+    sent = run(("10.3.3.3", 3333), ("203.0.113.5", 1), [whole])
+    assert sent.sent and sent.sent[0].startswith(b"HTTP/1.1 200")
+
+    def field(row, name):
+        return row[index[name]]
+
+    got = [
+        (
+            field(r, "source.ip"),
+            field(r, "source.port"),
+            field(r, "destination.ip"),
+            field(r, "destination.port"),
+            field(r, "malware.name"),
+        )
+        for r in rows
+    ]
+    assert got == [
+        ("10.1.1.1", 1111, "192.0.2.7", 80, "rustock"),
+        ("10.2.2.2", 2222, "198.51.100.9", 8080, "rustock"),
+        ("10.3.3.3", 3333, "127.0.0.1", 9, "rustock"),
+    ]

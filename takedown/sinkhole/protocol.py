@@ -30,6 +30,7 @@ __all__ = [
     "dns_row",
     "http_base",
     "http_row",
+    "http_row_of",
 ]
 
 # Enrichment fields are filled later, from the lake; the sinkhole spools the rest.
@@ -457,19 +458,57 @@ def http_row(
     status: int,
     base: list[Any] | None = None,
 ) -> tuple[Any, ...]:
-    """The spool row of one HTTP request (``base``: ``http_base`` of the same peer, local
-    address and sensor, made once per connection)."""
-    row = base.copy() if base is not None else http_base(peer=peer, local=local, sensor=sensor)
-    _, _, row[_I_FQDN], row[_I_UA], row[_I_HEADERS] = _head_fields(req.headers, sensor.headers_kept)
+    """The spool row of one HTTP request (``base``: ``http_base`` of the same local address
+    and sensor, made once; its peer fields are set here)."""
+    if base is None:
+        base = http_base(peer=peer, local=local, sensor=sensor)
+    return http_row_of(
+        req.method,
+        req.target,
+        req.version,
+        req.headers,
+        req.body_size,
+        req.body_sha256,
+        req.body_prefix,
+        req.error,
+        match,
+        now_us,
+        peer,
+        base,
+        sensor.headers_kept,
+        status,
+    )
+
+
+def http_row_of(
+    method: str,
+    target: str,
+    version: str,
+    headers: dict[str, str],
+    body_size: int,
+    body_sha256: str,
+    body_prefix: bytes,
+    error: str | None,
+    match: Match | None,
+    now_us: int,
+    peer: tuple[str, int],
+    base: list[Any],
+    kept: Sequence[str],
+    status: int,
+) -> tuple[Any, ...]:
+    """``http_row`` from a request's fields (the sinkhole's fast path has no ParsedRequest)."""
+    row = base.copy()
+    row[_I_SRC_IP], row[_I_SRC_PORT] = peer
+    _, _, row[_I_FQDN], row[_I_UA], row[_I_HEADERS] = _head_fields(headers, kept)
     row[_I_TS] = row[_I_OBS] = now_us
-    row[_I_METHOD] = req.method or None
-    row[_I_TARGET] = req.target[:8192] or None
-    row[_I_VERSION] = req.version or None
+    row[_I_METHOD] = method or None
+    row[_I_TARGET] = target[:8192] or None
+    row[_I_VERSION] = version or None
     row[_I_STATUS] = status
-    row[_I_BODY_SIZE] = req.body_size
-    row[_I_SHA] = bytes.fromhex(req.body_sha256) if req.body_sha256 else None
-    row[_I_ERROR] = req.error
-    row[_I_RAW] = req.body_prefix
+    row[_I_BODY_SIZE] = body_size
+    row[_I_SHA] = bytes.fromhex(body_sha256) if body_sha256 else None
+    row[_I_ERROR] = error
+    row[_I_RAW] = body_prefix
     if match is not None:
         row[_I_MALWARE] = match.malware
         row[_I_TAXONOMY] = match.taxonomy

@@ -43,6 +43,7 @@ from takedown.sinkhole.protocol import (
     dns_row,
     http_base,
     http_row,
+    http_row_of,
 )
 from takedown.sinkhole.rules import BUILTIN_RULES, RuleSet
 from takedown.sinkhole.spool import SpoolWriter
@@ -313,6 +314,9 @@ class Worker:
         }
         # read_simple's arguments after (buf, pos), in its order
         self.simple_caps = (settings.raw_bytes, settings.max_header_bytes, settings.max_body_bytes)
+        # The fields of every HTTP row (sensor, feed; the local address once it is known) that
+        # a connection does not change; the peer is set in each row.
+        self.base: list[Any] = http_base(peer=("", 0), local=("", 0), sensor=self.sensor)
         self.max_connections: int = settings.max_connections
         self.max_pipeline: int = settings.max_pipeline
         self.response_status: int = settings.response_status
@@ -357,6 +361,7 @@ class Worker:
             info["http"] = list(http.sockets[0].getsockname()[:2])
             if info["http"][0] not in ("0.0.0.0", "::"):
                 self.local = (info["http"][0], info["http"][1])
+                self.base = http_base(peer=("", 0), local=self.local, sensor=self.sensor)
             if self.settings.dns_listen:
                 dhost, dport = parse_listen(self.settings.dns_listen, "--dns")
                 answer_v4 = self.settings.dns_answer_ipv4 or (host if ":" not in host else "")
@@ -473,7 +478,7 @@ class HttpConnection(asyncio.Protocol):
         self.request_started: float | None = None
         self.peer: tuple[str, int] = ("", 0)
         self.local: tuple[str, int] = ("", 0)
-        self.base: list[Any] | None = None  # the fields all this connection's rows share
+        self.base: list[Any] = worker.base  # the fields all this connection's rows share
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
@@ -489,10 +494,10 @@ class HttpConnection(asyncio.Protocol):
         self.peer = (peer[0], peer[1]) if peer else ("", 0)
         if w.local is not None:
             self.local = w.local  # the listening address itself: no system call to ask
-        else:
+        else:  # a wildcard address: each connection's own, in its own base row
             local = transport.get_extra_info("sockname")
             self.local = (local[0], local[1]) if local else ("", 0)
-        self.base = http_base(peer=self.peer, local=self.local, sensor=w.sensor)
+            self.base = http_base(peer=self.peer, local=self.local, sensor=w.sensor)
         w.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -510,11 +515,38 @@ class HttpConnection(asyncio.Protocol):
             # (nearly every check-in) is read here in one call, as the reader's fast path would
             # read it; anything else (a part, several, a request for llhttp) goes to a reader,
             # from the first byte.
-            got = read_simple(data, 0, *self.worker.simple_caps)
+            w = self.worker
+            got = read_simple(data, 0, *w.simple_caps)
             if got is not None and got[8] == len(data):
                 self.request_started = None
-                self._handle(ParsedRequest(*got[:8]))
-                self._pause_if_behind()
+                method, target, version, headers, size, sha, prefix, keep, _ = got
+                match = w.rules.classify_request(
+                    method,
+                    target,
+                    headers.get("host", ""),
+                    headers.get("user-agent", ""),
+                    headers,
+                    size,
+                    prefix,
+                )
+                status = w.response_status
+                row = http_row_of(
+                    method,
+                    target,
+                    version,
+                    headers,
+                    size,
+                    sha,
+                    prefix,
+                    None,
+                    match,
+                    time.time_ns() // 1000,
+                    self.peer,
+                    self.base,
+                    w.sensor.headers_kept,
+                    status,
+                )
+                self._submit(row, status, keep, method == "HEAD")
                 return
             reader = self.reader = self.worker.new_reader()
         for req in reader.feed(data):
@@ -552,13 +584,19 @@ class HttpConnection(asyncio.Protocol):
             status=status,
             base=self.base,
         )
-        keep = req.keep_alive and req.error is None
-        self.pending.append((status, keep, req.method == "HEAD"))
+        self._submit(row, status, req.keep_alive and req.error is None, req.method == "HEAD")
+
+    def _submit(self, row: tuple[Any, ...], status: int, keep: bool, head: bool) -> None:
+        """Spool the row; the answer goes out once it is durable (``_durable``)."""
+        pending = self.pending
+        pending.append((status, keep, head))
         if not keep:
             # Answered, then closed: what else comes is ignored (``closing``). Reading is not
             # paused for it, which would cost a system call per connection.
             self.closing = True
-        w.commit.submit(row, self._durable)
+        elif len(pending) > self.worker.max_pipeline:
+            self._pause_if_behind()
+        self.worker.commit.submit(row, self._durable)  # type: ignore[union-attr]
 
     def _durable(self, ok: bool) -> None:
         status, keep, head = self.pending.popleft()
