@@ -519,15 +519,28 @@ def http_row_of(
 
 
 def classify(rules: RuleSet, req: ParsedRequest) -> Match:
-    headers = req.headers
+    return classify_fields(
+        rules, req.method, req.target, req.headers, req.body_size, req.body_prefix
+    )
+
+
+def classify_fields(
+    rules: RuleSet,
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body_size: int,
+    body_prefix: bytes,
+) -> Match:
+    """``classify`` from a request's fields (the sinkhole's fast path has no ParsedRequest)."""
     return rules.classify_request(
-        req.method,
-        req.target,
+        method,
+        target,
         headers.get("host", ""),
         headers.get("user-agent", ""),
         headers,
-        req.body_size,
-        req.body_prefix,
+        body_size,
+        body_prefix,
     )
 
 

@@ -39,10 +39,9 @@ from takedown.sinkhole.protocol import (
     HttpRequestReader,
     ParsedRequest,
     Sensor,
-    classify,
+    classify_fields,
     dns_row,
     http_base,
-    http_row,
     http_row_of,
 )
 from takedown.sinkhole.rules import BUILTIN_RULES, RuleSet
@@ -307,12 +306,7 @@ class Worker:
         )
         self.responses.tick()
         # Settings read on every connection or request, as plain attributes.
-        self.reader_caps = {
-            "raw_bytes": settings.raw_bytes,
-            "max_header_bytes": settings.max_header_bytes,
-            "max_body_bytes": settings.max_body_bytes,
-        }
-        # read_simple's arguments after (buf, pos), in its order
+        # read_simple's arguments after (buf, pos), in its order; a reader takes the same caps
         self.simple_caps = (settings.raw_bytes, settings.max_header_bytes, settings.max_body_bytes)
         # The fields of every HTTP row (sensor, feed; the local address once it is known) that
         # a connection does not change; the peer is set in each row.
@@ -329,7 +323,8 @@ class Worker:
 
     # -- HTTP ---------------------------------------------------------------------------------
     def new_reader(self) -> HttpRequestReader:
-        return HttpRequestReader(**self.reader_caps)
+        raw, head, body = self.simple_caps
+        return HttpRequestReader(raw_bytes=raw, max_header_bytes=head, max_body_bytes=body)
 
     async def run(self, ready: Callable[[dict[str, Any]], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -455,7 +450,6 @@ class HttpConnection(asyncio.Protocol):
         "base",
         "closing",
         "last_activity",
-        "local",
         "paused",
         "peer",
         "pending",
@@ -477,7 +471,6 @@ class HttpConnection(asyncio.Protocol):
         self.last_activity = time.monotonic()
         self.request_started: float | None = None
         self.peer: tuple[str, int] = ("", 0)
-        self.local: tuple[str, int] = ("", 0)
         self.base: list[Any] = worker.base  # the fields all this connection's rows share
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -492,12 +485,11 @@ class HttpConnection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1]) if peer else ("", 0)
-        if w.local is not None:
-            self.local = w.local  # the listening address itself: no system call to ask
-        else:  # a wildcard address: each connection's own, in its own base row
-            local = transport.get_extra_info("sockname")
-            self.local = (local[0], local[1]) if local else ("", 0)
-            self.base = http_base(peer=self.peer, local=self.local, sensor=w.sensor)
+        if w.local is None:  # a wildcard address: each connection's own, in its own base row
+            sock = transport.get_extra_info("sockname")
+            local = (sock[0], sock[1]) if sock else ("", 0)
+            self.base = http_base(peer=self.peer, local=local, sensor=w.sensor)
+        # else the worker's base row holds the listening address: no system call to ask
         w.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -519,34 +511,8 @@ class HttpConnection(asyncio.Protocol):
             got = read_simple(data, 0, *w.simple_caps)
             if got is not None and got[8] == len(data):
                 self.request_started = None
-                method, target, version, headers, size, sha, prefix, keep, _ = got
-                match = w.rules.classify_request(
-                    method,
-                    target,
-                    headers.get("host", ""),
-                    headers.get("user-agent", ""),
-                    headers,
-                    size,
-                    prefix,
-                )
-                status = w.response_status
-                row = http_row_of(
-                    method,
-                    target,
-                    version,
-                    headers,
-                    size,
-                    sha,
-                    prefix,
-                    None,
-                    match,
-                    time.time_ns() // 1000,
-                    self.peer,
-                    self.base,
-                    w.sensor.headers_kept,
-                    status,
-                )
-                self._submit(row, status, keep, method == "HEAD")
+                # (method, target, version, headers, size, sha, prefix, keep-alive)
+                self._record(*got[:8], None, w.response_status)
                 return
             reader = self.reader = self.worker.new_reader()
         for req in reader.feed(data):
@@ -558,45 +524,64 @@ class HttpConnection(asyncio.Protocol):
                 self.request_started = now
         else:
             self.request_started = None
-        self._pause_if_behind()
-
-    def _pause_if_behind(self) -> None:
-        if (
-            len(self.pending) > self.worker.max_pipeline
-            and not self.paused
-            and self.transport is not None
-        ):
-            self.paused = True
-            self.transport.pause_reading()
 
     def _handle(self, req: ParsedRequest) -> None:
+        self._record(
+            req.method,
+            req.target,
+            req.version,
+            req.headers,
+            req.body_size,
+            req.body_sha256,
+            req.body_prefix,
+            req.keep_alive and req.error is None,
+            req.error,
+            req.status or self.worker.response_status,
+        )
+
+    def _record(
+        self,
+        method: str,
+        target: str,
+        version: str,
+        headers: dict[str, str],
+        size: int,
+        sha: str,
+        prefix: bytes,
+        keep: bool,
+        error: str | None,
+        status: int,
+    ) -> None:
+        """Spool one request's row; its answer goes out once the row is durable."""
         w = self.worker
         assert w.commit is not None
-        status = req.status or w.response_status
-        match = None if req.error else classify(w.rules, req)
-        row = http_row(
-            req,
+        match = None if error else classify_fields(w.rules, method, target, headers, size, prefix)
+        row = http_row_of(
+            method,
+            target,
+            version,
+            headers,
+            size,
+            sha,
+            prefix,
+            error,
             match,
-            now_us=time.time_ns() // 1000,
-            peer=self.peer,
-            local=self.local,
-            sensor=w.sensor,
-            status=status,
-            base=self.base,
+            time.time_ns() // 1000,
+            self.peer,
+            self.base,
+            w.sensor.headers_kept,
+            status,
         )
-        self._submit(row, status, req.keep_alive and req.error is None, req.method == "HEAD")
-
-    def _submit(self, row: tuple[Any, ...], status: int, keep: bool, head: bool) -> None:
-        """Spool the row; the answer goes out once it is durable (``_durable``)."""
         pending = self.pending
-        pending.append((status, keep, head))
+        pending.append((status, keep, method == "HEAD"))
         if not keep:
             # Answered, then closed: what else comes is ignored (``closing``). Reading is not
             # paused for it, which would cost a system call per connection.
             self.closing = True
-        elif len(pending) > self.worker.max_pipeline:
-            self._pause_if_behind()
-        self.worker.commit.submit(row, self._durable)  # type: ignore[union-attr]
+        elif len(pending) > w.max_pipeline and not self.paused and self.transport is not None:
+            self.paused = True  # too far ahead of its answers: read again at half (``_durable``)
+            self.transport.pause_reading()
+        w.commit.submit(row, self._durable)
 
     def _durable(self, ok: bool) -> None:
         status, keep, head = self.pending.popleft()
