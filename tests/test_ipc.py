@@ -155,6 +155,7 @@ def test_fuzz_encode_rows_falls_back_to_pyarrow(rows):
 
 def test_the_spool_schema_has_a_native_layout():
     """Every column of the sinkhole's rows has a kind, so its blocks never need pyarrow."""
+    assert spool.NATIVE
     plan = spool._plan(SPOOL_SCHEMA)
     assert plan.kinds is not None
     assert len(plan.kinds) == len(SPOOL_SCHEMA)

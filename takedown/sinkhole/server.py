@@ -32,7 +32,7 @@ import uvloop
 from takedown.config import Settings
 from takedown.errors import ConfigError, SpoolError
 from takedown.home import Home
-from takedown.sinkhole import dns
+from takedown.sinkhole import dns, fastpath, spool
 from takedown.sinkhole.fastpath import read_simple
 from takedown.sinkhole.protocol import (
     SPOOL_SCHEMA,
@@ -397,6 +397,13 @@ class Worker:
             info.get("dns", "off"),
             len(self.rules.rules),
         )
+        missing = [
+            name
+            for name, built in (("_scan", fastpath.NATIVE), ("_ipc", spool.NATIVE))
+            if not built
+        ]
+        if missing:  # (the committer, _commit, says so itself)
+            log.warning("native %s not built; using the slower Python versions", ", ".join(missing))
         if ready is not None:
             ready(info)
         # Start-up's objects (modules, rules, settings) live as long as the worker: moved out

@@ -40,9 +40,11 @@ try:  # the C encoder (setup.py builds it); pyarrow does the same work, slower, 
     from takedown.sinkhole import _ipc
 except ImportError:  # pragma: no cover - a machine without a C compiler
     _ipc = None  # type: ignore[assignment]
+NATIVE = _ipc is not None  # whether blocks are encoded in C
 
 __all__ = [
     "BLOCK_MAGIC",
+    "NATIVE",
     "SEGMENT_MAGIC",
     "Block",
     "Scan",
