@@ -25,6 +25,7 @@ from conftest import Sinkhole, check_bodies, free_port, lake_rows
 from takedown import lake
 from takedown.home import Home
 from takedown.simulate.loadgen import LoadResult, run_load
+from takedown.sinkhole import spool
 from takedown.sinkhole.protocol import SPOOL_SCHEMA
 from takedown.sinkhole.spool import SpoolWriter, read_segment
 
@@ -89,8 +90,8 @@ def test_disk_full_answers_503_then_recovers_by_itself(
     pid = sk.start()["pid"]
     answered: set[int] = set()
 
-    # 1. Room: every check-in recorded and answered. The 16 MiB preallocation cannot fit in a
-    #    4 MiB file system: the spool falls back to growing the segment as it writes.
+    # 1. Room: every check-in recorded and answered. A 4 MiB file system has no room to spare
+    #    for zeros ahead of the blocks: the spool grows the segment as it writes.
     before = load(sk.port, 0, 300)
     assert (len(before.answered), before.refused, before.errors) == (300, 0, 0)
     answered |= before.answered
@@ -198,12 +199,42 @@ def test_spool_writer_on_a_full_disk_refuses_logs_once_and_recovers(
     writer.write(rows)
     assert not writer.disk_full
     assert "writable again" in caplog.records[-1].getMessage()
-    # No room for the 16 MiB preallocation on 4 MiB: the segment grows as it is written.
+    # No room to spare for zeros ahead on 4 MiB: the segment grows as it is written.
     assert writer.segment is not None and writer.segment.stat().st_size < 1 << 20
     writer.close()
     (segment,) = folder.glob("*.seg")
     _header, scan, _ = read_segment(segment)
     assert scan.records == 10 and not scan.corrupt and scan.torn_bytes == 0
+
+
+def test_zeros_ahead_that_do_not_fit_are_given_back(
+    small_tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Asked to keep nothing spare, the writer tries to zero-fill 16 MiB ahead on a 4 MiB
+    # tmpfs: the fill runs out of room part way, takes back the zeros it wrote (the room
+    # stays free for others) and stops for this segment; blocks grow the file as they come.
+    monkeypatch.setattr(spool, "_SPARE", 0)
+    folder = small_tmpfs / "spool" / "s"
+    folder.mkdir(parents=True)
+    writer = SpoolWriter(folder, "s", SPOOL_SCHEMA, preallocate=16 << 20)
+    writer.open()
+    rows = [tuple(None for _ in SPOOL_SCHEMA)] * 10
+    writer.write(rows)
+    assert writer.segment is not None
+    first = writer.segment.stat().st_size
+    assert first == 1 << 20  # the first zeros fitted
+    free = shutil.disk_usage(small_tmpfs).free
+    assert writer.fill_due()
+    writer.fill()
+    assert writer.fills == 0 and not writer.fill_due()
+    assert writer.segment.stat().st_size == first
+    assert shutil.disk_usage(small_tmpfs).free == free
+    for _ in range(3):
+        writer.write(rows)
+    writer.close()
+    (segment,) = folder.glob("*.seg")
+    _header, scan, _ = read_segment(segment)
+    assert scan.records == 40 and not scan.corrupt and scan.torn_bytes == 0
 
 
 def test_sinkhole_started_on_a_full_disk_answers_503_then_200(

@@ -88,6 +88,50 @@ def test_preallocated_tail_of_zeros_is_not_torn(tmp_path):
     assert len(all_rows(seg)) == 4 and seg.stat().st_size < 1 << 16
 
 
+def test_blocks_are_placed_only_where_zeros_are_ready(tmp_path):
+    # A new segment comes with its first zeros (at most 1 MiB); ``fill`` adds a step past
+    # them and past every block; ``place`` (the native thread's writes) stays below them.
+    w = SpoolWriter(tmp_path, "s1", SCHEMA, preallocate=1 << 16, segment_max_bytes=1 << 18)
+    w.open()
+    w.make_room(1)
+    path = w.segment
+    assert path.stat().st_size == 1 << 16 and w._ready == 1 << 16
+    fd, offset = w.place(100)
+    assert w.place((1 << 16) - offset) == (fd, offset)
+    assert w.place((1 << 16) - offset + 1) is None  # past the zeros: the writer's own thread
+    assert w.fill_due()
+    w.fill()
+    assert w.fills == 1 and w._ready == 2 << 16 and path.stat().st_size == 2 << 16
+    assert path.read_bytes()[offset:] == bytes((2 << 16) - offset)
+    assert not w.fill_due()  # a whole step ahead of the blocks already
+    w.write(rows(0, 6000))  # past the zeros: the file grows; the next fill starts past it
+    end = w._offset
+    assert end > w._ready and w.fill_due()
+    w.fill()
+    assert w._ready == end + (1 << 16) and path.stat().st_size == w._ready
+    w.fill()
+    assert w.fills == 2  # a step ahead: nothing to do
+    w.write(rows(0, 2000))
+    assert w.fill_due()
+    w.fill()
+    assert w._ready == 1 << 18 and not w.fill_due()  # never past the segment's size
+    end = w._offset
+    w.close()
+    (seg,) = spool.closed_segments(tmp_path)
+    assert seg.stat().st_size == end and len(all_rows(seg)) == 8000
+
+
+def test_no_zeros_ahead_on_a_disk_without_room_to_spare(tmp_path, monkeypatch):
+    monkeypatch.setattr(spool, "_SPARE", 1 << 62)
+    w = SpoolWriter(tmp_path, "s1", SCHEMA, preallocate=1 << 16)
+    w.open()
+    w.write(rows(0, 4))
+    assert w.segment.stat().st_size == w._offset  # no zeros: it grows as it is written
+    w.fill()
+    assert w.fills == 0 and not w.fill_due() and w.segment.stat().st_size == w._offset
+    w.close()
+
+
 def test_corrupt_middle_block_is_skipped_later_blocks_kept(tmp_path):
     w, _ = write_segment(tmp_path, [2, 2, 2])
     w.close()

@@ -121,6 +121,7 @@ class GroupCommit:
         self._inflight: tuple[list[Callable[[bool], None]], int, int] | None = None
         self._busy = False
         self._scheduled = False
+        self._filling = False
         self._idle = asyncio.Event()
         self._idle.set()
         self.committed = 0
@@ -213,6 +214,11 @@ class GroupCommit:
                 waiter(ok)
             except Exception:  # one broken connection must not stop the others' answers
                 log.exception("answering a request failed")
+        if not self._filling and self.writer.fill_due():
+            self._filling = True  # zeros ahead of the blocks, beside them (SpoolWriter.fill)
+            self.loop.run_in_executor(self.executor, self.writer.fill).add_done_callback(
+                self._filled
+            )
         if not self._rows:
             self._idle.set()
         elif not self._scheduled:
@@ -220,6 +226,11 @@ class GroupCommit:
                 self._start()
             else:
                 self._schedule()
+
+    def _filled(self, fut: asyncio.Future[None]) -> None:
+        self._filling = False
+        if not fut.cancelled() and fut.exception() is not None:
+            log.error("zero-filling the spool segment failed", exc_info=fut.exception())
 
     async def drain(self) -> None:
         await self._idle.wait()

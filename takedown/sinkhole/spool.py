@@ -18,6 +18,7 @@ Parsing (``scan_blocks``, ``read_header``) is pure and fuzzed; only ``SpoolWrite
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import itertools
@@ -25,6 +26,7 @@ import json
 import logging
 import os
 import struct
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -411,13 +413,43 @@ def recover_folder(folder: Path) -> list[str]:
     return notes
 
 
+_FIRST_FILL = 1 << 20  # zeros written with a new segment's header, before any fill
+_ZEROS = bytes(1 << 20)
+# Zeros are written ahead only while the file system keeps this much free beside them: on a
+# nearly full disk the room is left to everything else (ingest's Parquet first), and the
+# spool grows its segment block by block as it would without them.
+_SPARE = 64 << 20
+
+
+def _room_to_spare(fd: int, nbytes: int) -> bool:
+    st = os.fstatvfs(fd)
+    return st.f_bavail * st.f_frsize >= nbytes + _SPARE
+
+
+def _write_zeros(fd: int, start: int, end: int) -> None:
+    """Write zeros over [start, end) of the file; OSError (ENOSPC) when it does not fit."""
+    view = memoryview(_ZEROS)
+    while start < end:
+        written = os.pwrite(fd, view[: min(len(_ZEROS), end - start)], start)
+        if written <= 0:
+            raise _short_write(written, end - start)
+        start += written
+
+
 def _short_write(written: int, wanted: int) -> OSError:
     # A regular file takes fewer bytes than asked only when the file system is out of room.
     return OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (wrote {written} of {wanted} bytes)")
 
 
 class SpoolWriter:
-    """Single writer of one sensor's spool folder. Not thread-safe: one thread calls it."""
+    """Single writer of one sensor's spool folder.
+
+    One thread at a time writes blocks (``write``, or ``place`` + another thread's write +
+    ``finish``). ``fill`` may run on a second thread meanwhile: it zero-fills the segment
+    ahead of the blocks, where no block goes until it is done (``place`` keeps blocks below
+    ``ready``), so a block's fdatasync overwrites blocks already on disk and commits no
+    file-system metadata (no journal commit, which two workers' syncs would queue on).
+    """
 
     def __init__(
         self,
@@ -427,7 +459,7 @@ class SpoolWriter:
         *,
         segment_max_bytes: int = 64 << 20,
         segment_max_age: float = 60.0,
-        preallocate: int = 16 << 20,
+        preallocate: int = 4 << 20,
         lock_wait: float = 10.0,
     ) -> None:
         self.folder = folder
@@ -435,8 +467,13 @@ class SpoolWriter:
         self.schema = schema
         self.segment_max_bytes = segment_max_bytes
         self.segment_max_age = segment_max_age
+        # Zeros written (and synced) ahead of the blocks, in steps of this size; 0: none.
         self.preallocate = preallocate
         self.lock_wait = lock_wait
+        self._ready = 0  # the current segment is zero-filled and synced up to here
+        self._fill_lock = threading.Lock()  # a fill and the segment's close exclude each other
+        self._fill_failed = False  # no more fills in this segment (the disk is full)
+        self.fills = 0
         self._lock_fd: int | None = None
         self._fd: int | None = None
         self._path: Path | None = None
@@ -513,7 +550,7 @@ class SpoolWriter:
     def place(self, size: int) -> tuple[int, int] | None:
         """(fd, offset) where a block of ``size`` bytes goes now, or None when the segment must
         first be opened or rotated (``write_encoded`` does that)."""
-        if self._fd is None or self._due(size):
+        if self._fd is None or self._due(size) or self._offset + size > self._ready:
             return None
         return self._fd, self._offset
 
@@ -531,6 +568,46 @@ class SpoolWriter:
         if self.disk_full:
             self.disk_full = False
             log.warning("spool %s writable again; answering bots normally", self.folder)
+
+    def fill_due(self) -> bool:
+        """Whether the zeros ahead of the blocks are running short (``fill`` adds more)."""
+        return (
+            self._fd is not None
+            and self.preallocate > 0
+            and not self._fill_failed
+            and self._ready - self._offset < self.preallocate
+            and self._ready < self.segment_max_bytes
+        )
+
+    def fill(self) -> None:
+        """Zero-fill the next ``preallocate`` bytes of the segment past what is ready (and
+        past every block) and sync them; ``ready`` moves on only when they are on disk.
+
+        Runs on another thread than the blocks' writer (never with ``write_encoded``): no
+        block is placed past ``ready``, so the two never touch the same bytes. Out of room,
+        it gives up for this segment, and blocks extend the file as they would without it.
+        """
+        with self._fill_lock:
+            fd = self._fd
+            if fd is None or not self.fill_due():
+                return
+            start = max(self._ready, self._offset)
+            end = min(start + self.preallocate, self.segment_max_bytes)
+            try:
+                if not _room_to_spare(fd, end - start):
+                    self._fill_failed = True
+                    return
+                _write_zeros(fd, start, end)
+                os.fdatasync(fd)
+            except OSError as exc:
+                self._fill_failed = True
+                log.debug("spool %s: zero-filling ahead stopped: %s", self.folder, exc)
+                # Give back what the zeros took (only the fill writes past ``start``).
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                return
+            self._ready = end
+            self.fills += 1
 
     def make_room(self, size: int) -> None:
         """Open a segment, or close a full or old one and open the next, so that a block of
@@ -596,16 +673,21 @@ class SpoolWriter:
         except OSError as exc:
             self._fail(exc)
             raise
+        ready = len(header)
         try:
-            if self.preallocate:
-                try:
-                    os.posix_fallocate(fd, 0, max(self.preallocate, len(header)))
-                except OSError as exc:
-                    if exc.errno not in _DISK_FULL and exc.errno != errno.EOPNOTSUPP:
-                        raise
             written = os.pwrite(fd, header, 0)
             if written != len(header):
                 raise _short_write(written, len(header))
+            first = max(min(self.preallocate, _FIRST_FILL, self.segment_max_bytes), ready)
+            if self.preallocate and _room_to_spare(fd, first - ready):
+                # The first zeros go with the header's sync; ``fill`` adds more as it goes.
+                try:
+                    _write_zeros(fd, ready, first)
+                    ready = first
+                except OSError as exc:
+                    if exc.errno not in _DISK_FULL:
+                        raise
+                    os.ftruncate(fd, ready)
             os.fsync(fd)
             _fsync_dir(self.folder)
         except OSError as exc:
@@ -615,14 +697,18 @@ class SpoolWriter:
             raise
         self._fd, self._path = fd, path
         self._offset = self._start = len(header)
+        self._ready = ready
+        self._fill_failed = False
         self._opened_at = time.monotonic()
 
     def _close_segment(self) -> None:
         if self._fd is None or self._path is None:
             return
-        fd, path = self._fd, self._path
-        self._fd = None
-        self._path = None
+        with self._fill_lock:  # not while a fill writes to it
+            fd, path = self._fd, self._path
+            self._fd = None
+            self._path = None
+            self._ready = 0
         try:
             os.ftruncate(fd, self._offset)
             os.fsync(fd)
