@@ -16,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from test_protocol import CAPS, FUZZ, mutate, well_formed
 
-from takedown.sinkhole import fastpath
+from takedown.sinkhole import _scan, fastpath
 from takedown.sinkhole._scan import read_simple as read_c
 from takedown.sinkhole.fastpath import read_simple_python as read_py
 
@@ -43,6 +43,19 @@ def agree(stream: bytes, caps: dict[str, int] | None = None) -> list[Any]:
 def test_the_package_uses_the_c_reader():
     assert fastpath.NATIVE
     assert fastpath.read_simple is read_c
+
+
+def test_bodies_are_hashed_by_openssl_one_shot_sha256_any_size():
+    # The C reader found OpenSSL's SHA256() in hashlib's libcrypto (Debian's OpenSSL 3); the
+    # hashlib path stays only as the fallback. Sizes around the block edges and past the size
+    # hashed without the GIL, all equal to hashlib's.
+    assert _scan.OPENSSL_SHA256
+    for size in (1, 55, 56, 63, 64, 65, 96, 1000, (1 << 16) - 1, 1 << 16, 3 << 20):
+        body = bytes(range(256)) * (size // 256) + b"\x07" * (size % 256)
+        head = b"POST /b HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % size
+        got = read_c(head + body, 0, 512, 32768, 64 << 20)
+        assert got is not None and got[4] == size
+        assert got[5] == hashlib.sha256(body).hexdigest(), size
 
 
 def test_a_checkin():

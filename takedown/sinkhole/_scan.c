@@ -22,7 +22,17 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <dlfcn.h>
 #include <string.h>
+
+/* The body's SHA-256 comes from OpenSSL's one-shot SHA256(), found in the libcrypto that
+ * hashlib has already loaded (the same code hashlib runs, without its per-call context
+ * objects, which cost several times the hashing of a check-in's body); where it is not found,
+ * or does not hash "abc" right at start, from hashlib.sha256 as before. */
+typedef unsigned char *(*sha256_fn)(const unsigned char *, size_t, unsigned char *);
+static sha256_fn one_shot_sha256;
+#define RELEASE_GIL_FROM 65536 /* hash bodies this big without the GIL */
+static PyObject *hex_of(const unsigned char md[32]);
 
 static PyObject *sha256_new;   /* hashlib.sha256 */
 static PyObject *empty_sha;    /* hex digest of b"" */
@@ -324,11 +334,23 @@ body:;
         sha = Py_NewRef(empty_sha);
         prefix = Py_NewRef(empty_bytes);
     } else {
-        PyObject *mem = PyMemoryView_FromMemory((char *)b + body, size, PyBUF_READ);
-        PyObject *h = mem == NULL ? NULL : PyObject_CallOneArg(sha256_new, mem);
-        Py_XDECREF(mem);
-        sha = h == NULL ? NULL : PyObject_CallMethodNoArgs(h, str_hexdigest);
-        Py_XDECREF(h);
+        if (one_shot_sha256 != NULL) {
+            unsigned char md[32];
+            if (size >= RELEASE_GIL_FROM) {
+                Py_BEGIN_ALLOW_THREADS
+                one_shot_sha256(b + body, (size_t)size, md);
+                Py_END_ALLOW_THREADS
+            } else {
+                one_shot_sha256(b + body, (size_t)size, md);
+            }
+            sha = hex_of(md);
+        } else {
+            PyObject *mem = PyMemoryView_FromMemory((char *)b + body, size, PyBUF_READ);
+            PyObject *h = mem == NULL ? NULL : PyObject_CallOneArg(sha256_new, mem);
+            Py_XDECREF(mem);
+            sha = h == NULL ? NULL : PyObject_CallMethodNoArgs(h, str_hexdigest);
+            Py_XDECREF(h);
+        }
         if (sha == NULL) {
             Py_DECREF(target_str);
             goto fail;
@@ -359,6 +381,38 @@ done:
     if (headers != stack_headers) PyMem_Free(headers);
     PyBuffer_Release(view);
     return result;
+}
+
+static PyObject *hex_of(const unsigned char md[32]) {
+    static const char digits[] = "0123456789abcdef";
+    PyObject *s = PyUnicode_New(64, 127);
+    if (s == NULL) return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(s);
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = (Py_UCS1)digits[md[i] >> 4];
+        out[2 * i + 1] = (Py_UCS1)digits[md[i] & 15];
+    }
+    return s;
+}
+
+/* OpenSSL's SHA256() from the libcrypto already in the process (hashlib's), if it hashes
+ * "abc" to the FIPS 180-2 answer. */
+static sha256_fn find_one_shot_sha256(void) {
+    static const char *names[] = {"libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so"};
+    static const unsigned char abc[32] = {
+        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+        0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        void *lib = dlopen(names[i], RTLD_NOW | RTLD_NOLOAD);
+        if (lib == NULL) continue;
+        sha256_fn fn = (sha256_fn)dlsym(lib, "SHA256");
+        unsigned char md[32];
+        if (fn != NULL && fn((const unsigned char *)"abc", 3, md) == md &&
+            memcmp(md, abc, 32) == 0)
+            return fn; /* the handle stays open: the library is hashlib's, loaded for good */
+        dlclose(lib);
+    }
+    return NULL;
 }
 
 static PyMethodDef methods[] = {
@@ -393,6 +447,7 @@ PyMODINIT_FUNC PyInit__scan(void) {
     if (empty_sha == NULL) return NULL;
     head_memo = PyDict_New();
     if (head_memo == NULL) return NULL;
+    one_shot_sha256 = find_one_shot_sha256();
     version_str[0] = PyUnicode_InternFromString("1.0");
     version_str[1] = PyUnicode_InternFromString("1.1");
     if (version_str[0] == NULL || version_str[1] == NULL) return NULL;
@@ -400,5 +455,11 @@ PyMODINIT_FUNC PyInit__scan(void) {
         method_str[m] = PyUnicode_InternFromString(method_name[m]);
         if (method_str[m] == NULL) return NULL;
     }
-    return PyModule_Create(&module);
+    PyObject *mod = PyModule_Create(&module);
+    if (mod == NULL) return NULL;
+    if (PyModule_AddObjectRef(mod, "OPENSSL_SHA256", one_shot_sha256 ? Py_True : Py_False) < 0) {
+        Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
 }
