@@ -87,6 +87,19 @@ class ParsedRequest:
     error: str | None = None
     status: int = 0  # non-zero: the status this request must be answered with (an error)
 
+    def fields(self) -> tuple[str, str, str, dict[str, str], int, str, bytes]:
+        """(method, target, version, headers, body size, body SHA-256, body prefix): the
+        order of ``read_simple``'s answer, which ``http_row_of`` and the server take."""
+        return (
+            self.method,
+            self.target,
+            self.version,
+            self.headers,
+            self.body_size,
+            self.body_sha256,
+            self.body_prefix,
+        )
+
     @property
     def host(self) -> str:
         return self.headers.get("host", "")
@@ -463,20 +476,7 @@ def http_row(
     if base is None:
         base = http_base(peer=peer, local=local, sensor=sensor)
     return http_row_of(
-        req.method,
-        req.target,
-        req.version,
-        req.headers,
-        req.body_size,
-        req.body_sha256,
-        req.body_prefix,
-        req.error,
-        match,
-        now_us,
-        peer,
-        base,
-        sensor.headers_kept,
-        status,
+        *req.fields(), req.error, match, now_us, peer, base, sensor.headers_kept, status
     )
 
 

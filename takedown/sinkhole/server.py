@@ -545,13 +545,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _handle(self, req: ParsedRequest) -> None:
         self._record(
-            req.method,
-            req.target,
-            req.version,
-            req.headers,
-            req.body_size,
-            req.body_sha256,
-            req.body_prefix,
+            *req.fields(),
             req.keep_alive and req.error is None,
             req.error,
             req.status or self.worker.response_status,

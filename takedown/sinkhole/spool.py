@@ -18,7 +18,6 @@ Parsing (``scan_blocks``, ``read_header``) is pure and fuzzed; only ``SpoolWrite
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import itertools
@@ -421,19 +420,27 @@ _ZEROS = bytes(1 << 20)
 _SPARE = 64 << 20
 
 
-def _room_to_spare(fd: int, nbytes: int) -> bool:
+def _zero_fill(fd: int, start: int, end: int) -> bool:
+    """Write zeros over [start, end) of the file (not synced). False, with nothing kept, when
+    the file system has no room to spare for them or runs out of room part way (the file is
+    cut back to ``start``); other errors are raised."""
     st = os.fstatvfs(fd)
-    return st.f_bavail * st.f_frsize >= nbytes + _SPARE
-
-
-def _write_zeros(fd: int, start: int, end: int) -> None:
-    """Write zeros over [start, end) of the file; OSError (ENOSPC) when it does not fit."""
+    if st.f_bavail * st.f_frsize < end - start + _SPARE:
+        return False
     view = memoryview(_ZEROS)
-    while start < end:
-        written = os.pwrite(fd, view[: min(len(_ZEROS), end - start)], start)
-        if written <= 0:
-            raise _short_write(written, end - start)
-        start += written
+    pos = start
+    try:
+        while pos < end:
+            written = os.pwrite(fd, view[: min(len(_ZEROS), end - pos)], pos)
+            if written <= 0:
+                raise _short_write(written, end - pos)
+            pos += written
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        os.ftruncate(fd, start)  # give back what the zeros took
+        return False
+    return True
 
 
 def _short_write(written: int, wanted: int) -> OSError:
@@ -594,17 +601,14 @@ class SpoolWriter:
             start = max(self._ready, self._offset)
             end = min(start + self.preallocate, self.segment_max_bytes)
             try:
-                if not _room_to_spare(fd, end - start):
-                    self._fill_failed = True
-                    return
-                _write_zeros(fd, start, end)
-                os.fdatasync(fd)
+                filled = _zero_fill(fd, start, end)
+                if filled:
+                    os.fdatasync(fd)
             except OSError as exc:
-                self._fill_failed = True
                 log.debug("spool %s: zero-filling ahead stopped: %s", self.folder, exc)
-                # Give back what the zeros took (only the fill writes past ``start``).
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, start)
+                filled = False
+            if not filled:  # blocks past ``ready`` grow the file, as they would without it
+                self._fill_failed = True
                 return
             self._ready = end
             self.fills += 1
@@ -678,16 +682,9 @@ class SpoolWriter:
             written = os.pwrite(fd, header, 0)
             if written != len(header):
                 raise _short_write(written, len(header))
-            first = max(min(self.preallocate, _FIRST_FILL, self.segment_max_bytes), ready)
-            if self.preallocate and _room_to_spare(fd, first - ready):
-                # The first zeros go with the header's sync; ``fill`` adds more as it goes.
-                try:
-                    _write_zeros(fd, ready, first)
-                    ready = first
-                except OSError as exc:
-                    if exc.errno not in _DISK_FULL:
-                        raise
-                    os.ftruncate(fd, ready)
+            first = min(self.preallocate, _FIRST_FILL, self.segment_max_bytes)
+            if first > ready and _zero_fill(fd, ready, first):
+                ready = first  # the first zeros go with the header's sync; ``fill`` adds more
             os.fsync(fd)
             _fsync_dir(self.folder)
         except OSError as exc:
