@@ -45,11 +45,12 @@ def test_the_package_uses_the_c_reader():
     assert fastpath.read_simple is read_c
 
 
-def test_bodies_are_hashed_by_openssl_one_shot_sha256_any_size():
-    # The C reader found OpenSSL's SHA256() in hashlib's libcrypto (Debian's OpenSSL 3); the
-    # hashlib path stays only as the fallback. Sizes around the block edges and past the size
-    # hashed without the GIL, all equal to hashlib's.
-    assert _scan.OPENSSL_SHA256
+def test_bodies_are_hashed_by_openssl_sha256_context_functions_any_size():
+    # The C reader found OpenSSL's SHA256_Init/Update/Final in hashlib's libcrypto (Debian's
+    # OpenSSL 3), not the one-shot SHA256() that fetches the algorithm on every call; hashlib
+    # stays only as the fallback. Sizes around the block edges and past the size hashed
+    # without the GIL, all equal to hashlib's.
+    assert _scan.OPENSSL_SHA256 == "SHA256_Init/Update/Final"
     for size in (1, 55, 56, 63, 64, 65, 96, 1000, (1 << 16) - 1, 1 << 16, 3 << 20):
         body = bytes(range(256)) * (size // 256) + b"\x07" * (size % 256)
         head = b"POST /b HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % size

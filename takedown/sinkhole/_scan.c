@@ -25,12 +25,29 @@
 #include <dlfcn.h>
 #include <string.h>
 
-/* The body's SHA-256 comes from OpenSSL's one-shot SHA256(), found in the libcrypto that
- * hashlib has already loaded (the same code hashlib runs, without its per-call context
- * objects, which cost several times the hashing of a check-in's body); where it is not found,
- * or does not hash "abc" right at start, from hashlib.sha256 as before. */
+/* The body's SHA-256 comes from OpenSSL, found in the libcrypto that hashlib has already
+ * loaded: its SHA256_Init/Update/Final on a context on the stack (the same block code hashlib
+ * runs, SHA-NI where the CPU has it, without hashlib's per-call context objects or the
+ * algorithm fetch that OpenSSL 3's one-shot SHA256() makes on every call; those cost several
+ * times the hashing of a check-in's body), else its one-shot SHA256(). Where neither is
+ * found, or what is found does not hash "abc" right at start, hashlib.sha256 as before. */
 typedef unsigned char *(*sha256_fn)(const unsigned char *, size_t, unsigned char *);
-static sha256_fn one_shot_sha256;
+typedef int (*sha256_init_fn)(void *);
+typedef int (*sha256_update_fn)(void *, const void *, size_t);
+typedef int (*sha256_final_fn)(unsigned char *, void *);
+static sha256_fn openssl_sha256;
+static sha256_init_fn ctx_init;
+static sha256_update_fn ctx_update;
+static sha256_final_fn ctx_final;
+/* OpenSSL's SHA256_CTX is 112 bytes (8 + 2 + 16 + 2 words); room to spare, aligned. */
+typedef struct {
+    _Alignas(16) unsigned char opaque[256];
+} sha256_ctx;
+static unsigned char *ctx_sha256(const unsigned char *data, size_t len, unsigned char *md) {
+    sha256_ctx ctx;
+    if (!ctx_init(&ctx) || !ctx_update(&ctx, data, len) || !ctx_final(md, &ctx)) return NULL;
+    return md;
+}
 #define RELEASE_GIL_FROM 65536 /* hash bodies this big without the GIL */
 static PyObject *hex_of(const unsigned char md[32]);
 
@@ -334,17 +351,19 @@ body:;
         sha = Py_NewRef(empty_sha);
         prefix = Py_NewRef(empty_bytes);
     } else {
-        if (one_shot_sha256 != NULL) {
-            unsigned char md[32];
+        unsigned char md[32], *got = NULL;
+        if (openssl_sha256 != NULL) {
             if (size >= RELEASE_GIL_FROM) {
                 Py_BEGIN_ALLOW_THREADS
-                one_shot_sha256(b + body, (size_t)size, md);
+                got = openssl_sha256(b + body, (size_t)size, md);
                 Py_END_ALLOW_THREADS
             } else {
-                one_shot_sha256(b + body, (size_t)size, md);
+                got = openssl_sha256(b + body, (size_t)size, md);
             }
+        }
+        if (got != NULL) {
             sha = hex_of(md);
-        } else {
+        } else { /* no OpenSSL, or it failed (it does not, but then hashlib says why) */
             PyObject *mem = PyMemoryView_FromMemory((char *)b + body, size, PyBUF_READ);
             PyObject *h = mem == NULL ? NULL : PyObject_CallOneArg(sha256_new, mem);
             Py_XDECREF(mem);
@@ -395,21 +414,29 @@ static PyObject *hex_of(const unsigned char md[32]) {
     return s;
 }
 
-/* OpenSSL's SHA256() from the libcrypto already in the process (hashlib's), if it hashes
- * "abc" to the FIPS 180-2 answer. */
-static sha256_fn find_one_shot_sha256(void) {
-    static const char *names[] = {"libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so"};
+static int hashes_abc(sha256_fn fn) {
     static const unsigned char abc[32] = {
         0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
         0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    unsigned char md[32];
+    return fn((const unsigned char *)"abc", 3, md) == md && memcmp(md, abc, 32) == 0;
+}
+
+/* OpenSSL's SHA-256 from the libcrypto already in the process (hashlib's): the context
+ * functions if they hash "abc" to the FIPS 180-2 answer, else the one-shot SHA256() if it
+ * does. */
+static sha256_fn find_openssl_sha256(void) {
+    static const char *names[] = {"libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         void *lib = dlopen(names[i], RTLD_NOW | RTLD_NOLOAD);
         if (lib == NULL) continue;
+        ctx_init = (sha256_init_fn)dlsym(lib, "SHA256_Init");
+        ctx_update = (sha256_update_fn)dlsym(lib, "SHA256_Update");
+        ctx_final = (sha256_final_fn)dlsym(lib, "SHA256_Final");
+        if (ctx_init != NULL && ctx_update != NULL && ctx_final != NULL && hashes_abc(ctx_sha256))
+            return ctx_sha256; /* the handle stays open: the library is hashlib's, for good */
         sha256_fn fn = (sha256_fn)dlsym(lib, "SHA256");
-        unsigned char md[32];
-        if (fn != NULL && fn((const unsigned char *)"abc", 3, md) == md &&
-            memcmp(md, abc, 32) == 0)
-            return fn; /* the handle stays open: the library is hashlib's, loaded for good */
+        if (fn != NULL && hashes_abc(fn)) return fn;
         dlclose(lib);
     }
     return NULL;
@@ -447,7 +474,7 @@ PyMODINIT_FUNC PyInit__scan(void) {
     if (empty_sha == NULL) return NULL;
     head_memo = PyDict_New();
     if (head_memo == NULL) return NULL;
-    one_shot_sha256 = find_one_shot_sha256();
+    openssl_sha256 = find_openssl_sha256();
     version_str[0] = PyUnicode_InternFromString("1.0");
     version_str[1] = PyUnicode_InternFromString("1.1");
     if (version_str[0] == NULL || version_str[1] == NULL) return NULL;
@@ -457,7 +484,11 @@ PyMODINIT_FUNC PyInit__scan(void) {
     }
     PyObject *mod = PyModule_Create(&module);
     if (mod == NULL) return NULL;
-    if (PyModule_AddObjectRef(mod, "OPENSSL_SHA256", one_shot_sha256 ? Py_True : Py_False) < 0) {
+    /* Which of OpenSSL's SHA-256 functions hash the bodies ("" for hashlib). */
+    const char *which = openssl_sha256 == NULL        ? ""
+                        : openssl_sha256 == ctx_sha256 ? "SHA256_Init/Update/Final"
+                                                       : "SHA256";
+    if (PyModule_AddStringConstant(mod, "OPENSSL_SHA256", which) < 0) {
         Py_DECREF(mod);
         return NULL;
     }
