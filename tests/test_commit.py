@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from takedown.sinkhole._commit import Committer
-from takedown.sinkhole.server import GroupCommit
+from takedown.sinkhole.commit import GroupCommit
 from takedown.sinkhole.spool import SpoolWriter, iter_batches, read_segment
 
 SCHEMA = pa.schema([("i", pa.int64()), ("s", pa.string())])
