@@ -1,5 +1,5 @@
-"""Build of the native modules (the sinkhole's spool I/O thread, fast request reader and
-Arrow block encoder); the rest of the package is described in pyproject.toml.
+"""Build of the native modules (the sinkhole's spool I/O thread, fast request reader, Arrow
+block encoder and accept path); the rest of the package is described in pyproject.toml.
 
 Each has a pure-Python fallback, so a machine without a C compiler still installs and runs the
 package (slower, with a warning here and in the sinkhole's log); the test suite checks that the
@@ -37,6 +37,9 @@ setup(
         ),
         Extension(
             "takedown.sinkhole._ipc", ["takedown/sinkhole/_ipc.c"], extra_compile_args=FLAGS
+        ),
+        Extension(
+            "takedown.sinkhole._accept", ["takedown/sinkhole/_accept.c"], extra_compile_args=FLAGS
         ),
     ],
     cmdclass={"build_ext": OptionalBuildExt},

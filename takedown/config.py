@@ -55,6 +55,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("idle_timeout", float, 30.0, "Seconds an idle keep-alive connection is kept."),
     Setting("max_connections", int, 20000, "Open connections per worker; more are closed."),
     Setting(
+        "fast_accept",
+        bool,
+        True,
+        "Accept new HTTP connections and answer a lone whole request that closes its connection "
+        "in C (`sinkhole/_accept.c`); off: every connection goes through uvloop's transports.",
+    ),
+    Setting(
         "max_pipeline",
         int,
         256,

@@ -31,7 +31,7 @@ import uvloop
 from takedown.config import Settings
 from takedown.errors import ConfigError, SpoolError
 from takedown.home import Home
-from takedown.sinkhole import dns, fastpath, spool
+from takedown.sinkhole import accept, dns, fastpath, spool
 from takedown.sinkhole.commit import GroupCommit
 from takedown.sinkhole.fastpath import read_simple
 from takedown.sinkhole.protocol import (
@@ -144,6 +144,7 @@ class Worker:
         self.local: tuple[str, int] | None = None  # the HTTP address, when not a wildcard
         self.connections: set[HttpConnection] = set()
         self.commit: GroupCommit | None = None
+        self.fast: accept.FastAccept | None = None  # the C accept path, when in use
         self.dns_policy: dns.DnsPolicy | None = None
         self.refused_connections = 0
         self.timeouts = 0
@@ -152,6 +153,41 @@ class Worker:
     def new_reader(self) -> HttpRequestReader:
         raw, head, body = self.simple_caps
         return HttpRequestReader(raw_bytes=raw, max_header_bytes=head, max_body_bytes=body)
+
+    def row(
+        self,
+        method: str,
+        target: str,
+        version: str,
+        headers: dict[str, str],
+        size: int,
+        sha: str,
+        prefix: bytes,
+        error: str | None,
+        status: int,
+        peer: tuple[str, int],
+        base: list[Any],
+    ) -> tuple[Any, ...]:
+        """The spool row of one HTTP request, classified by the rules (unless it failed)."""
+        match = (
+            None if error else classify_fields(self.rules, method, target, headers, size, prefix)
+        )
+        return http_row_of(
+            method,
+            target,
+            version,
+            headers,
+            size,
+            sha,
+            prefix,
+            error,
+            match,
+            time.time_ns() // 1000,
+            peer,
+            base,
+            self.sensor.headers_kept,
+            status,
+        )
 
     async def run(self, ready: Callable[[dict[str, Any]], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -173,17 +209,25 @@ class Worker:
         loop.add_signal_handler(signal.SIGHUP, self.rules.reload_if_changed)
         servers: list[asyncio.AbstractServer] = []
         transports: list[asyncio.BaseTransport] = []
+        socks: list[socket.socket] = []
         info: dict[str, Any] = {"pid": os.getpid(), "sensor": self.sensor.name}
         try:
             host, port = parse_listen(self.settings.http_listen, "--http")
-            http = await loop.create_server(
-                lambda: HttpConnection(self), host, port, reuse_port=True, backlog=4096
-            )
-            servers.append(http)
-            info["http"] = list(http.sockets[0].getsockname()[:2])
+            if self.settings.fast_accept and accept.NATIVE:
+                socks = accept.listen_sockets(host, port)
+                sockname = socks[0].getsockname()
+            else:
+                http = await loop.create_server(
+                    lambda: HttpConnection(self), host, port, reuse_port=True, backlog=4096
+                )
+                servers.append(http)
+                sockname = http.sockets[0].getsockname()
+            info["http"] = list(sockname[:2])
             if info["http"][0] not in ("0.0.0.0", "::"):
                 self.local = (info["http"][0], info["http"][1])
                 self.base = http_base(peer=("", 0), local=self.local, sensor=self.sensor)
+            if socks:
+                self.fast = accept.FastAccept(self, socks, partial(HttpConnection, self))
             if self.settings.dns_listen:
                 dhost, dport = parse_listen(self.settings.dns_listen, "--dns")
                 answer_v4 = self.settings.dns_answer_ipv4 or (host if ":" not in host else "")
@@ -215,6 +259,8 @@ class Worker:
                 servers.append(tcp)
                 info["dns"] = sockname
         except OSError as exc:
+            for sock in socks:
+                sock.close()
             self.commit.close()
             raise ConfigError(f"cannot listen: {exc.strerror} ({exc.filename or ''})") from None
         log.info(
@@ -226,7 +272,11 @@ class Worker:
         )
         missing = [
             name
-            for name, built in (("_scan", fastpath.NATIVE), ("_ipc", spool.NATIVE))
+            for name, built in (
+                ("_scan", fastpath.NATIVE),
+                ("_ipc", spool.NATIVE),
+                ("_accept", accept.NATIVE),
+            )
             if not built
         ]
         if missing:  # (the committer, _commit, says so itself)
@@ -243,6 +293,8 @@ class Worker:
         await stop.wait()
         log.info("sinkhole %s stopping: finishing answered requests", self.sensor.name)
         sweeper.cancel()
+        if self.fast is not None:
+            self.fast.close()
         for srv in servers:
             srv.close()
         for tr in transports:
@@ -260,6 +312,15 @@ class Worker:
             self.commit.committed,
             self.commit.failed,
         )
+        if self.fast is not None:
+            log.info(
+                "sinkhole %s: %d connections accepted in C, %d of them handed to the loop, "
+                "%d closed over the connection cap",
+                self.sensor.name,
+                self.fast.accepted,
+                self.fast.handed_over,
+                self.fast.refused,
+            )
 
     async def _sweep(self) -> None:
         assert self.commit is not None
@@ -283,6 +344,7 @@ class HttpConnection(asyncio.Protocol):
     __slots__ = (
         "base",
         "closing",
+        "initial",
         "last_activity",
         "paused",
         "peer",
@@ -293,8 +355,9 @@ class HttpConnection(asyncio.Protocol):
         "worker",
     )
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, initial: bytes = b"") -> None:
         self.worker = worker
+        self.initial = initial  # bytes read before the loop took the connection (``accept``)
         self.transport: asyncio.Transport | None = None
         # Made when the connection first sends something other than whole simple requests
         # one at a time (see ``data_received``); most connections never need one.
@@ -325,6 +388,16 @@ class HttpConnection(asyncio.Protocol):
             self.base = http_base(peer=self.peer, local=local, sensor=w.sensor)
         # else the worker's base row holds the listening address: no system call to ask
         w.connections.add(self)
+        if self.initial:
+            data, self.initial = self.initial, b""
+            self.data_received(data)
+            if self.paused:
+                # uvloop starts reading after connection_made whatever was paused in it
+                asyncio.get_running_loop().call_soon(self._pause_again)
+
+    def _pause_again(self) -> None:
+        if self.paused and self.transport is not None:
+            self.transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.worker.connections.discard(self)
@@ -383,22 +456,8 @@ class HttpConnection(asyncio.Protocol):
         """Spool one request's row; its answer goes out once the row is durable."""
         w = self.worker
         assert w.commit is not None
-        match = None if error else classify_fields(w.rules, method, target, headers, size, prefix)
-        row = http_row_of(
-            method,
-            target,
-            version,
-            headers,
-            size,
-            sha,
-            prefix,
-            error,
-            match,
-            time.time_ns() // 1000,
-            self.peer,
-            self.base,
-            w.sensor.headers_kept,
-            status,
+        row = w.row(
+            method, target, version, headers, size, sha, prefix, error, status, self.peer, self.base
         )
         pending = self.pending
         pending.append((status, keep, method == "HEAD"))
@@ -518,8 +577,9 @@ class DnsUdp(asyncio.DatagramProtocol):
 class DnsTcp(asyncio.Protocol):
     """DNS over TCP: 2-byte length-prefixed messages, answered in order."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, initial: bytes = b"") -> None:
         self.worker = worker
+        self.initial = initial  # bytes read before the loop took the connection (``accept``)
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.peer: tuple[str, int] = ("", 0)
