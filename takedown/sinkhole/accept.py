@@ -18,7 +18,7 @@ import errno
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +84,7 @@ class FastAccept:
         self,
         worker: Worker,
         socks: list[socket.socket],
-        connection: Callable[[bytes], asyncio.Protocol],
+        connection: Callable[[bytes, tuple[str, int]], asyncio.Protocol],
     ) -> None:
         assert Acceptor is not None
         self.worker = worker
@@ -95,7 +95,6 @@ class FastAccept:
         self.acceptors = [Acceptor(s.fileno(), self._leftover, wildcard) for s in socks]
         self.handed_over = 0
         self.closed = False
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._refused_logged = 0
         self._files_logged = 0.0
         for sock, acc in zip(socks, self.acceptors, strict=True):
@@ -127,7 +126,7 @@ class FastAccept:
             got = read_simple(data, 0, *caps) if data else None
             if got is None or got[7] or got[8] != len(data):
                 acc.held -= 1
-                self._hand_over(fd, data)
+                self._hand_over(fd, data, (host, port))
                 continue
             method, target, version, headers, size, sha, prefix = got[:7]
             peer = (host, port)
@@ -161,33 +160,20 @@ class FastAccept:
         if not self.closed:
             self.loop.add_reader(acc.fd, self._ready, acc)
 
-    def _hand_over(self, fd: int, data: bytes) -> None:
+    def _hand_over(self, fd: int, data: bytes, peer: tuple[str, int]) -> None:
         """The connection on ``fd`` goes on as an ordinary uvloop connection; ``data`` (what
         was read of it) is what its protocol hears first."""
         self.handed_over += 1
-        sock = socket.socket(fileno=fd)
-        protocol = self.connection(data)
-        self._track(
-            self.loop.create_task(self.loop.connect_accepted_socket(lambda: protocol, sock))
-        )
+        self._adopt(fd, self.connection(data, peer))
 
     def _leftover(self, fd: int, rest: bytes) -> None:
         """The rest of a reply the socket did not take at once: a transport sends it."""
-        sock = socket.socket(fileno=fd)
-        protocol = _SendAndClose(rest)
-        self._track(
-            self.loop.create_task(self.loop.connect_accepted_socket(lambda: protocol, sock))
-        )
+        self._adopt(fd, _SendAndClose(rest))
 
-    def _track(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # The peer went away between the accept and the hand-over: nothing was answered.
-            log.debug("handing a connection to the loop failed: %s", task.exception())
+    def _adopt(self, fd: int, protocol: asyncio.Protocol) -> None:
+        # Family and type given, the socket object asks the system nothing.
+        sock = socket.socket(self.socks[0].family, socket.SOCK_STREAM, 0, fileno=fd)
+        _drive(self.loop.connect_accepted_socket(lambda: protocol, sock))
 
     def close(self) -> None:
         """Stop accepting; connections already held are answered as their events commit."""
@@ -195,6 +181,23 @@ class FastAccept:
             self.loop.remove_reader(sock.fileno())
             sock.close()
         self.closed = True
+
+
+def _drive(coro: Coroutine[Any, Any, Any], _: object = None) -> None:
+    """Run a coroutine to its end, resuming it when each future it waits for is done: what a
+    Task does, without a Task's scheduling and context (``connect_accepted_socket`` makes the
+    transport in its first step and then waits once, for ``connection_made``)."""
+    try:
+        future = coro.send(None)
+    except StopIteration:
+        return
+    except Exception as exc:  # the peer went away before the loop took it: nothing answered
+        log.debug("handing a connection to the loop failed: %s", exc)
+        return
+    if future is None:  # a bare yield: go on at the loop's next turn
+        asyncio.get_running_loop().call_soon(_drive, coro)
+    else:
+        future.add_done_callback(partial(_drive, coro))
 
 
 class _SendAndClose(asyncio.Protocol):

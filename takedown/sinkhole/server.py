@@ -355,9 +355,12 @@ class HttpConnection(asyncio.Protocol):
         "worker",
     )
 
-    def __init__(self, worker: Worker, initial: bytes = b"") -> None:
+    def __init__(
+        self, worker: Worker, initial: bytes = b"", peer: tuple[str, int] | None = None
+    ) -> None:
         self.worker = worker
-        self.initial = initial  # bytes read before the loop took the connection (``accept``)
+        # A connection the C accept path hands over: the bytes it read, and the peer it knows.
+        self.initial = initial
         self.transport: asyncio.Transport | None = None
         # Made when the connection first sends something other than whole simple requests
         # one at a time (see ``data_received``); most connections never need one.
@@ -367,7 +370,7 @@ class HttpConnection(asyncio.Protocol):
         self.paused = False
         self.last_activity = time.monotonic()
         self.request_started: float | None = None
-        self.peer: tuple[str, int] = ("", 0)
+        self.peer: tuple[str, int] = peer or ("", 0)
         self.base: list[Any] = worker.base  # the fields all this connection's rows share
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -380,8 +383,9 @@ class HttpConnection(asyncio.Protocol):
             transport.abort()
             return
         self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.peer = (peer[0], peer[1]) if peer else ("", 0)
+        if not self.peer[0]:
+            peer = transport.get_extra_info("peername")
+            self.peer = (peer[0], peer[1]) if peer else ("", 0)
         if w.local is None:  # a wildcard address: each connection's own, in its own base row
             sock = transport.get_extra_info("sockname")
             local = (sock[0], sock[1]) if sock else ("", 0)
@@ -577,9 +581,12 @@ class DnsUdp(asyncio.DatagramProtocol):
 class DnsTcp(asyncio.Protocol):
     """DNS over TCP: 2-byte length-prefixed messages, answered in order."""
 
-    def __init__(self, worker: Worker, initial: bytes = b"") -> None:
+    def __init__(
+        self, worker: Worker, initial: bytes = b"", peer: tuple[str, int] | None = None
+    ) -> None:
         self.worker = worker
-        self.initial = initial  # bytes read before the loop took the connection (``accept``)
+        # A connection the C accept path hands over: the bytes it read, and the peer it knows.
+        self.initial = initial
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.peer: tuple[str, int] = ("", 0)
