@@ -1,7 +1,9 @@
 """The C accept path: ``_accept.Acceptor`` on real loopback sockets, and the sinkhole's use of
 it (``FastAccept``) as a real process."""
 
+import asyncio
 import contextlib
+import logging
 import select
 import socket
 import threading
@@ -13,10 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from takedown import lake
+from takedown.config import load_settings
 from takedown.demo import start_sinkhole, stop_sinkhole
 from takedown.home import Home
 from takedown.sinkhole import accept
 from takedown.sinkhole._accept import Acceptor
+from takedown.sinkhole.server import Worker
 
 CHECKIN = (
     b"POST /login.php HTTP/1.1\r\nHost: c2.example\r\nUser-Agent: t\r\nConnection: close\r\n"
@@ -316,3 +320,51 @@ def test_zz_events_of_the_c_path_carry_their_addresses(wildcard):
     )
     assert by_target["/?t=head"][6] == "HEAD"
     assert all(f"/?t=pipe{i}" in by_target for i in range(12))
+
+
+def test_a_connection_that_cannot_be_recorded_is_closed_unanswered_and_the_rest_go_on(
+    tmp_path, caplog
+):
+    """In-process: FastAccept on a real listening socket and loop, its worker's row builder
+    failing for one request; that connection is closed without an answer (nothing recorded,
+    nothing acknowledged), the ones around it are answered."""
+    worker = Worker(load_settings({"home": str(tmp_path)}, {}), 0)
+    rows = []
+
+    class Commit:
+        def submit(self, row, waiter):
+            rows.append(row)
+            asyncio.get_running_loop().call_soon(waiter, True)
+
+    worker.commit = Commit()  # type: ignore[assignment]
+    real_row = worker.row
+
+    def row(method, target, *rest):
+        if "boom" in target:
+            raise RuntimeError("a row that cannot be built")
+        return real_row(method, target, *rest)
+
+    worker.row = row  # type: ignore[method-assign]
+
+    async def main():
+        socks = accept.listen_sockets("127.0.0.1", 0)
+        worker.local = socks[0].getsockname()[:2]
+        fast = accept.FastAccept(worker, socks, lambda data, peer: None)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+
+        def exchange(target):
+            with socket.create_connection(worker.local, timeout=5) as c:
+                c.sendall(CHECKIN.replace(b"/login.php", target))
+                return recv_all(c)
+
+        try:
+            got = [await loop.run_in_executor(None, exchange, t) for t in (b"/a", b"/boom", b"/b")]
+        finally:
+            fast.close()
+        return got, fast
+
+    with caplog.at_level(logging.ERROR, logger="takedown.sinkhole.accept"):
+        got, fast = asyncio.run(main())
+    assert [g[0][:15] for g in got] == [b"HTTP/1.1 200 OK", b"", b"HTTP/1.1 200 OK"]
+    assert len(rows) == 2 and fast.held == 0 and fast.accepted == 3
+    assert "taking a new connection failed" in caplog.text

@@ -132,6 +132,17 @@ static PyObject *first_read(Acceptor *self, int cfd, const struct sockaddr_stora
     return item;
 }
 
+/* A batch that cannot be given out (no memory for it): its connections are closed. */
+static PyObject *drop_batch(Acceptor *self, PyObject *out) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(out); i++) {
+        PyObject *fd = PyTuple_GET_ITEM(PyList_GET_ITEM(out, i), 0);
+        close((int)PyLong_AsLong(fd)); /* an int made here: no error */
+        self->held--;
+    }
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyObject *Acceptor_accept(Acceptor *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "accept(batch, room) takes 2 arguments");
@@ -160,18 +171,14 @@ static PyObject *Acceptor_accept(Acceptor *self, PyObject *const *args, Py_ssize
         }
         PyObject *item = first_read(self, cfd, &peer);
         if (item == NULL) {
-            if (PyErr_Occurred()) {
-                Py_DECREF(out);
-                return NULL;
-            }
+            if (PyErr_Occurred()) return drop_batch(self, out);
             continue;
         }
         int failed = PyList_Append(out, item);
         Py_DECREF(item);
         if (failed) {
             close(cfd);
-            Py_DECREF(out);
-            return NULL;
+            return drop_batch(self, out);
         }
         room--;
         self->held++;

@@ -118,31 +118,46 @@ class FastAccept:
         commit = w.commit
         assert commit is not None
         room = w.max_connections - len(w.connections) - self.held
+        refused = acc.refused
         caps = w.simple_caps
         status = w.response_status
         responses = w.responses
         reply = acc.reply
         for fd, host, port, data, local in acc.accept(BATCH, room):
-            got = read_simple(data, 0, *caps) if data else None
-            if got is None or got[7] or got[8] != len(data):
-                acc.held -= 1
-                self._hand_over(fd, data, (host, port))
-                continue
-            method, target, version, headers, size, sha, prefix = got[:7]
-            peer = (host, port)
-            base = w.base if local is None else http_base(peer=peer, local=local, sensor=w.sensor)
-            row = w.row(
-                method, target, version, headers, size, sha, prefix, None, status, peer, base
-            )
-            head = method == "HEAD"
-            answer = responses.get(status, False, head)
-            commit.submit(row, partial(reply, fd, answer, responses.get(503, False, head)))
-        if acc.refused > self._refused_logged:
-            if self._refused_logged // 1000 != acc.refused // 1000 or not self._refused_logged:
-                log.warning("connection cap %d reached; closing new connections", w.max_connections)
-            self._refused_logged = acc.refused
+            try:
+                got = read_simple(data, 0, *caps) if data else None
+                if got is None or got[7] or got[8] != len(data):
+                    self._hand_over(fd, data, (host, port))
+                    acc.held -= 1
+                    continue
+                method, target, version, headers, size, sha, prefix = got[:7]
+                peer = (host, port)
+                base = (
+                    w.base if local is None else http_base(peer=peer, local=local, sensor=w.sensor)
+                )
+                row = w.row(
+                    method, target, version, headers, size, sha, prefix, None, status, peer, base
+                )
+                head = method == "HEAD"
+                answer = responses.get(status, False, head)
+                commit.submit(row, partial(reply, fd, answer, responses.get(503, False, head)))
+            except Exception:  # one connection must not take the batch's others down with it
+                log.exception("taking a new connection failed; closed unanswered")
+                reply(fd, b"", b"", False)  # nothing sent, closed, no longer held
+        if acc.refused != refused:
+            self._cap_reached()
         if acc.error:
             self._accept_failed(acc)
+
+    def _cap_reached(self) -> None:
+        refused = self.refused
+        if not self._refused_logged or refused // 1000 != self._refused_logged // 1000:
+            log.warning(
+                "connection cap %d reached; closing new connections (%d so far)",
+                self.worker.max_connections,
+                refused,
+            )
+        self._refused_logged = refused
 
     def _accept_failed(self, acc: Any) -> None:
         """accept() failed for want of descriptors or memory: the queue stays full, so the
