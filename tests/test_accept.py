@@ -4,10 +4,13 @@ it (``FastAccept``) as a real process."""
 import asyncio
 import contextlib
 import logging
+import os
+import resource
 import select
 import socket
 import threading
 import time
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -368,3 +371,52 @@ def test_a_connection_that_cannot_be_recorded_is_closed_unanswered_and_the_rest_
     assert [g[0][:15] for g in got] == [b"HTTP/1.1 200 OK", b"", b"HTTP/1.1 200 OK"]
     assert len(rows) == 2 and fast.held == 0 and fast.accepted == 3
     assert "taking a new connection failed" in caplog.text
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_the_worker_waits_and_serves_again(tmp_path):
+    """accept() failing with EMFILE (the worker's descriptors used up by open connections)
+    neither crashes nor spins the worker: it logs, waits, and once descriptors are free
+    again answers the connection that waited in the queue."""
+    home = Home(tmp_path)
+    log_file = tmp_path / "sinkhole.log"
+    proc, info = start_sinkhole(home, log=log_file)
+    try:
+        pid = info["pid"]
+        in_use = len(os.listdir(f"/proc/{pid}/fd"))
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (in_use + 20, hard))
+        port = info["http"][1]
+        held = []
+        keep = b"GET /?t=hold HTTP/1.1\r\nHost: h\r\n\r\n"
+        for _ in range(40):  # keep-alive connections until the worker has no descriptor left
+            c = socket.create_connection(("127.0.0.1", port), timeout=10)
+            c.sendall(keep)
+            c.settimeout(0.5)
+            try:
+                answered = c.recv(4096).startswith(b"HTTP/1.1 200")
+            except TimeoutError:
+                answered = False
+            held.append(c)
+            if not answered:
+                break
+        else:
+            pytest.fail("40 open connections did not use up the worker's descriptors")
+        waiting = socket.create_connection(("127.0.0.1", port), timeout=15)
+        waiting.sendall(CHECKIN.replace(b"/login.php", b"/login.php?t=after-emfile"))
+        before = cpu_seconds(pid)
+        time.sleep(1.0)
+        assert proc.poll() is None
+        assert cpu_seconds(pid) - before < 0.5  # waiting, not spinning on the full queue
+        for c in held:
+            c.close()
+        answer, how = recv_all(waiting)
+        assert answer.startswith(b"HTTP/1.1 200") and how == "eof"
+        waiting.close()
+    finally:
+        stop_sinkhole(proc)
+    assert "cannot accept connections: EMFILE" in log_file.read_text()
