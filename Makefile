@@ -49,6 +49,7 @@ bench-apt:
 
 bench: setup bench-apt
 	$(BIN)/python bench/bench_sinkhole.py
+	$(BIN)/python bench/bench_handover.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_measure_speed.py
 	$(BIN)/python bench/bench_evidence.py
