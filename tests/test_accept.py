@@ -420,3 +420,38 @@ def test_out_of_descriptors_the_worker_waits_and_serves_again(tmp_path):
     finally:
         stop_sinkhole(proc)
     assert "cannot accept connections: EMFILE" in log_file.read_text()
+
+
+def test_an_ipv6_sinkhole_answers_on_both_paths(tmp_path):
+    """On an IPv6 address: a closing check-in answered from C, a keep-alive one handed to
+    uvloop (an IPv6 socket object), both recorded with the client's IPv6 address."""
+    probe = socket.socket(socket.AF_INET6)
+    try:
+        probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    finally:
+        probe.close()
+    home = Home(tmp_path)
+    proc, info = start_sinkhole(home, http="[::1]:0")
+    try:
+        for target, extra in ((b"/v6-close", b"Connection: close\r\n"), (b"/v6-keep", b"")):
+            with socket.create_connection(("::1", info["http"][1]), timeout=10) as c:
+                c.sendall(
+                    b"POST "
+                    + target
+                    + b" HTTP/1.1\r\nHost: h\r\n"
+                    + extra
+                    + b"Content-Length: 2\r\n\r\nhi"
+                )
+                c.settimeout(10)
+                assert c.recv(4096).startswith(b"HTTP/1.1 200 OK")
+    finally:
+        assert stop_sinkhole(proc) == 0
+    lake.ingest(home)
+    rows = (
+        duckdb.connect()
+        .sql(f"SELECT extra.http.target, source.ip, destination.ip FROM {lake.events_sql(home)}")
+        .fetchall()
+    )
+    assert sorted(rows) == [("/v6-close", "::1", "::1"), ("/v6-keep", "::1", "::1")]

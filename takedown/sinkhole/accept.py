@@ -179,15 +179,17 @@ class FastAccept:
         """The connection on ``fd`` goes on as an ordinary uvloop connection; ``data`` (what
         was read of it) is what its protocol hears first."""
         self.handed_over += 1
-        self._adopt(fd, self.connection(data, peer))
+        # Family (from the peer's address: the IPv6 sockets take IPv6 only) and type given,
+        # the socket object asks the system nothing.
+        family = socket.AF_INET6 if ":" in peer[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, 0, fileno=fd)
+        self._adopt(sock, self.connection(data, peer))
 
     def _leftover(self, fd: int, rest: bytes) -> None:
         """The rest of a reply the socket did not take at once: a transport sends it."""
-        self._adopt(fd, _SendAndClose(rest))
+        self._adopt(socket.socket(fileno=fd), _SendAndClose(rest))
 
-    def _adopt(self, fd: int, protocol: asyncio.Protocol) -> None:
-        # Family and type given, the socket object asks the system nothing.
-        sock = socket.socket(self.socks[0].family, socket.SOCK_STREAM, 0, fileno=fd)
+    def _adopt(self, sock: socket.socket, protocol: asyncio.Protocol) -> None:
         _drive(self.loop.connect_accepted_socket(lambda: protocol, sock))
 
     def close(self) -> None:
