@@ -44,23 +44,20 @@ typedef struct {
     char *buf;
 } Acceptor;
 
-/* (host, port) of a socket address as uvloop gives it, or NULL with an exception. */
-static PyObject *address(const struct sockaddr_storage *sa) {
-    char host[INET6_ADDRSTRLEN];
-    int port;
+/* The host (text, as uvloop gives it) and port of a socket address. */
+static int address(const struct sockaddr_storage *sa, char host[INET6_ADDRSTRLEN]) {
     if (sa->ss_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        port = ntohs(in->sin_port);
-    } else if (sa->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        port = ntohs(in6->sin6_port);
-    } else {
-        host[0] = '\0';
-        port = 0;
+        inet_ntop(AF_INET, &in->sin_addr, host, INET6_ADDRSTRLEN);
+        return ntohs(in->sin_port);
     }
-    return Py_BuildValue("(si)", host, port);
+    if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, INET6_ADDRSTRLEN);
+        return ntohs(in6->sin6_port);
+    }
+    host[0] = '\0';
+    return 0;
 }
 
 static int Acceptor_init(Acceptor *self, PyObject *args, PyObject *kwds) {
@@ -104,30 +101,24 @@ static PyObject *first_read(Acceptor *self, int cfd, const struct sockaddr_stora
         close(cfd);
         return NULL;
     }
-    PyObject *data = PyBytes_FromStringAndSize(n > 0 ? self->buf : NULL, n > 0 ? n : 0);
-    PyObject *addr = address(peer);
-    PyObject *local = NULL;
-    if (data != NULL && addr != NULL) {
-        if (self->want_local) {
-            struct sockaddr_storage sa;
-            socklen_t len = sizeof sa;
-            if (getsockname(cfd, (struct sockaddr *)&sa, &len) == 0) {
-                local = address(&sa);
-            } else {
-                local = Py_BuildValue("(si)", "", 0);
-            }
-        } else {
-            local = Py_NewRef(Py_None);
+    char host[INET6_ADDRSTRLEN];
+    int port = address(peer, host);
+    PyObject *local;
+    if (!self->want_local) {
+        local = Py_NewRef(Py_None);
+    } else {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof sa;
+        char local_host[INET6_ADDRSTRLEN] = "";
+        int local_port = 0;
+        if (getsockname(cfd, (struct sockaddr *)&sa, &len) == 0) {
+            local_port = address(&sa, local_host);
         }
+        local = Py_BuildValue("(si)", local_host, local_port);
     }
-    PyObject *item = NULL;
-    if (local != NULL) {
-        item = Py_BuildValue("(iOOOO)", cfd, PyTuple_GET_ITEM(addr, 0), PyTuple_GET_ITEM(addr, 1),
-                             data, local);
-    }
-    Py_XDECREF(data);
-    Py_XDECREF(addr);
-    Py_XDECREF(local);
+    PyObject *item = local == NULL ? NULL
+                                   : Py_BuildValue("(isiy#N)", cfd, host, port,
+                                                   self->buf, (Py_ssize_t)(n > 0 ? n : 0), local);
     if (item == NULL) close(cfd);
     return item;
 }

@@ -178,12 +178,12 @@ class FastAccept:
     def _hand_over(self, fd: int, data: bytes, peer: tuple[str, int]) -> None:
         """The connection on ``fd`` goes on as an ordinary uvloop connection; ``data`` (what
         was read of it) is what its protocol hears first."""
-        self.handed_over += 1
+        protocol = self.connection(data, peer)  # before the socket object owns ``fd``
         # Family (from the peer's address: the IPv6 sockets take IPv6 only) and type given,
         # the socket object asks the system nothing.
         family = socket.AF_INET6 if ":" in peer[0] else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM, 0, fileno=fd)
-        self._adopt(sock, self.connection(data, peer))
+        self._adopt(socket.socket(family, socket.SOCK_STREAM, 0, fileno=fd), protocol)
+        self.handed_over += 1
 
     def _leftover(self, fd: int, rest: bytes) -> None:
         """The rest of a reply the socket did not take at once: a transport sends it."""

@@ -581,12 +581,8 @@ class DnsUdp(asyncio.DatagramProtocol):
 class DnsTcp(asyncio.Protocol):
     """DNS over TCP: 2-byte length-prefixed messages, answered in order."""
 
-    def __init__(
-        self, worker: Worker, initial: bytes = b"", peer: tuple[str, int] | None = None
-    ) -> None:
+    def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        # A connection the C accept path hands over: the bytes it read, and the peer it knows.
-        self.initial = initial
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.peer: tuple[str, int] = ("", 0)
