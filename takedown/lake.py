@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -145,6 +146,10 @@ _NOT_DICTIONARY = frozenset(
     }
 )
 _STATISTICS = ("time.source", "time.observation", "malware.name", "protocol.application")
+# No Arrow schema in the files: a column that holds one value throughout reaches the writer as
+# a one-entry dictionary (``_constants_as_dictionaries``), and its stored Arrow type would make
+# pyarrow read it back as one. Without it every reader takes the types from the Parquet schema,
+# which gives the lake's types exactly (tests/test_lake.py reads a file back to check).
 _CODEC = {"raw": "lz4", "extra.body.sha256": "none"}
 _PARQUET_OPTIONS: dict[str, Any] = {
     "row_group_size": 1 << 20,
@@ -152,6 +157,7 @@ _PARQUET_OPTIONS: dict[str, Any] = {
     "compression_level": {n: 1 for n in schema.FIELD_NAMES if n not in _CODEC},
     "use_dictionary": [n for n in schema.FIELD_NAMES if n not in _NOT_DICTIONARY],
     "write_statistics": list(_STATISTICS),
+    "store_schema": False,
     "column_encoding": {
         "time.source": "DELTA_BINARY_PACKED",
         "time.observation": "DELTA_BINARY_PACKED",
@@ -230,8 +236,74 @@ _COPY_BELOW_ROWS = 4096
 def _nest_blocks(batches: list[pa.RecordBatch]) -> pa.Table:
     rows = sum(b.num_rows for b in batches)
     if len(batches) > 1 and rows < _COPY_BELOW_ROWS * len(batches):
-        return schema.nest(pa.concat_batches(batches))
-    return pa.concat_tables([schema.nest(b) for b in batches])
+        batches = [pa.concat_batches(batches)]
+    batches = _constants_as_dictionaries(batches)
+    if len(batches) == 1:
+        return schema.nest(batches[0], dictionaries=True)
+    return pa.concat_tables([schema.nest(b, dictionaries=True) for b in batches])
+
+
+# Most of a sinkhole's row holds one value throughout a segment: the sensor, the feed, the
+# classification, the protocol, the sinkhole's address. Given as plain text, the Parquet writer
+# hashes and compares every one of those values to build a dictionary of one entry, about a
+# fifth of its work; given as a one-entry dictionary, it writes the indices (a run of zeros) as
+# they are. The file holds the same dictionary pages and values either way. Finding such a
+# column costs two comparisons of memory (its offsets and its bytes, each against itself
+# shifted by one value), about 25 ns a row for all the columns together.
+_CONSTANT_CANDIDATES = frozenset(
+    n
+    for n in _PARQUET_OPTIONS["use_dictionary"]
+    # source.*: the enricher fills and reads these as text
+    if not n.startswith("source.")
+)
+
+
+def _constant_text(col: pa.Array) -> pa.Buffer | None:
+    """The UTF-8 of the one value of a string column without nulls, or None if it has more."""
+    n = len(col)
+    if n == 0 or col.null_count or not pa.types.is_string(col.type):
+        return None
+    _, offsets_buf, data = col.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int32, n + 1, col.offset * 4)
+    start = int(offsets[0])
+    width = int(offsets[1]) - start
+    if int(offsets[n]) - start != n * width:
+        return None
+    if n > 1:
+        rest = (n - 1) * width
+        if not data.slice(start, rest).equals(data.slice(start + width, rest)):
+            return None
+        if not bool((np.diff(offsets) == width).all()):
+            return None
+    return data.slice(start, width)
+
+
+def _constants_as_dictionaries(batches: list[pa.RecordBatch]) -> list[pa.RecordBatch]:
+    """The batches with each column that holds one value in all of them as a dictionary."""
+    names = batches[0].schema.names
+    swap: dict[int, pa.Array] = {}
+    for i, name in enumerate(names):
+        if name not in _CONSTANT_CANDIDATES:
+            continue
+        value: pa.Buffer | None = None
+        for batch in batches:
+            text = _constant_text(batch.column(i))
+            if text is None or (value is not None and not text.equals(value)):
+                break
+            value = text
+        else:
+            if value is not None:
+                swap[i] = pa.array([value.to_pybytes().decode()], pa.string())
+    if not swap:
+        return batches
+    out = []
+    for batch in batches:
+        columns = batch.columns
+        zeros = pa.array(np.zeros(batch.num_rows, np.int8))
+        for i, dictionary in swap.items():
+            columns[i] = pa.DictionaryArray.from_arrays(zeros, dictionary, safe=False)
+        out.append(pa.RecordBatch.from_arrays(columns, names=names))
+    return out
 
 
 _SHA = "extra.body.sha256"

@@ -134,10 +134,12 @@ def _lake_form() -> tuple[dict[str, Any], pa.Schema]:
     return _tree(FIELDS), lake_schema()
 
 
-def nest(table: pa.Table | pa.RecordBatch) -> pa.Table:
+def nest(table: pa.Table | pa.RecordBatch, *, dictionaries: bool = False) -> pa.Table:
     """Turn flat dotted columns into nested struct columns, without copying data.
 
     Chunked columns (a Table of several batches) are combined first, which copies them.
+    With ``dictionaries``, a column may come dictionary-encoded (of its field's type) and
+    stays so; the lake's writer hands it columns that hold one value throughout that way.
     """
     columns = {name: table.column(name) for name in table.schema.names}
     length = table.num_rows
@@ -151,7 +153,24 @@ def nest(table: pa.Table | pa.RecordBatch) -> pa.Table:
             )
         else:
             out_cols.append(_struct(value, key + ".", columns, length))
-    return pa.Table.from_arrays(out_cols, schema=lake)
+    # Built from the arrays' own types and then compared: ``from_arrays(schema=...)`` takes a
+    # struct whose children have other types without a word, and the file would then be wrong.
+    out = pa.Table.from_arrays(out_cols, names=lake.names)
+    if out.schema != lake:
+        for got, want in zip(out.schema, lake, strict=True):
+            plain = _decoded(got.type) if dictionaries else got.type
+            if plain != want.type:
+                raise TypeError(f"column {got.name}: {got.type} where the lake has {want.type}")
+    return out
+
+
+def _decoded(kind: pa.DataType) -> pa.DataType:
+    """A type with every dictionary replaced by its value type."""
+    if pa.types.is_dictionary(kind):
+        return _decoded(kind.value_type)
+    if pa.types.is_struct(kind):
+        return pa.struct([f.with_type(_decoded(f.type)) for f in kind])
+    return kind
 
 
 def _struct(

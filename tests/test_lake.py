@@ -2,9 +2,12 @@ import datetime as dt
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from takedown import lake
+from takedown import lake, schema
 from takedown.errors import IngestError
 from takedown.home import Home
 from takedown.sinkhole.protocol import SPOOL_SCHEMA, ParsedRequest, Sensor, http_row
@@ -201,3 +204,98 @@ def test_a_spool_with_hex_hashes_from_an_older_sinkhole_is_ingested_as_bytes(tmp
         f"SELECT extra.body.sha256 FROM {lake.events_sql(home)} ORDER BY extra.http.target"
     ).fetchall()
     assert got == [(b"\xab" * 32,), (None,), (None,)]
+
+
+# -- columns that hold one value throughout ---------------------------------------------------
+def naive_constant(values):
+    if not values or any(v is None for v in values) or len(set(values)) != 1:
+        return None
+    return values[0].encode()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["feed", "feed", "feed"],
+        ["feed"],
+        ["", "", ""],
+        [],
+        ["feed", None, "feed"],
+        ["feed", "feed", "feeD"],
+        # Same bytes and the same total length, cut differently: only the offsets tell.
+        ["a", "", "aa"],
+        ["ab", "", "abab"],
+        ["ab", "abab", ""],
+        ["é", "é"],
+    ],
+)
+def test_constant_text_agrees_with_comparing_every_value(values):
+    got = lake._constant_text(pa.array(values, pa.string()))
+    assert (None if got is None else got.to_pybytes()) == naive_constant(values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.sampled_from(["", "a", "aa", "ab", "ba", "aba"]))),
+    st.integers(0, 5),
+    st.integers(0, 5),
+)
+def test_constant_text_of_any_slice(values, cut_front, cut_back):
+    arr = pa.array(values, pa.string())
+    part = arr.slice(cut_front, max(0, len(values) - cut_front - cut_back))
+    got = lake._constant_text(part)
+    assert (None if got is None else got.to_pybytes()) == naive_constant(part.to_pylist())
+
+
+def test_constant_columns_reach_the_writer_as_dictionaries_and_read_back_as_text(tmp_path):
+    home = Home(tmp_path)
+    home.ensure()
+    fill(home, "a-w0", [[row(i, DAY1, "rustock" if i % 2 else "gozi") for i in range(50)]])
+    header, scan, _ = lake._map_segment(next((home.spool / "a-w0").glob("*.seg")))
+    batch = lake.decode_block(header.schema, scan.blocks[0])
+    nested = lake._nest_blocks([batch])
+    feed = nested.schema.field("feed").type
+    assert pa.types.is_dictionary(feed.field("name").type)  # one sensor: one value
+    malware = nested.schema.field("malware").type
+    assert pa.types.is_string(malware.field("name").type)  # two families
+    source = nested.schema.field("source").type
+    assert all(not pa.types.is_dictionary(f.type) for f in source)  # the enricher's
+    lake.ingest(home)
+    (path,) = home.events.glob("*/*.parquet")
+    back = pq.read_table(path)
+    assert back.schema == schema.lake_schema()  # the lake's types, not the dictionaries
+    assert set(back.column("feed").combine_chunks().field("name").to_pylist()) == {
+        "takedown-sinkhole"
+    }
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    names = [meta.column(i).path_in_schema for i in range(meta.num_columns)]
+    chunk = meta.column(names.index("feed.name"))
+    assert chunk.has_dictionary_page and chunk.statistics is None
+
+
+def test_a_column_constant_in_each_block_but_not_across_them_stays_text():
+    big = lake._COPY_BELOW_ROWS  # blocks this large are nested one by one, not copied
+    one = pa.RecordBatch.from_pylist(
+        [{"feed.name": "a", "feed.provider": "p"}] * big, schema=FLAT_FEED
+    )
+    two = pa.RecordBatch.from_pylist(
+        [{"feed.name": "b", "feed.provider": "p"}] * big, schema=FLAT_FEED
+    )
+    out = lake._constants_as_dictionaries([one, two])
+    assert pa.types.is_string(out[0].schema.field("feed.name").type)
+    assert pa.types.is_dictionary(out[0].schema.field("feed.provider").type)
+    assert out[0].schema == out[1].schema
+    table = pa.Table.from_batches(out)
+    assert table.column("feed.provider").to_pylist() == ["p"] * (2 * big)
+    assert table.column("feed.name").to_pylist() == ["a"] * big + ["b"] * big
+
+
+FLAT_FEED = pa.schema([("feed.name", pa.string()), ("feed.provider", pa.string())])
+
+
+def test_nest_checks_the_types_with_or_without_dictionaries():
+    wrong = pa.RecordBatch.from_pydict({"feed.name": pa.array([1, 2], pa.int32())})
+    with pytest.raises(TypeError, match="column feed"):
+        schema.nest(wrong, dictionaries=True)
+    with pytest.raises(TypeError, match="column feed"):
+        schema.nest(wrong)  # pyarrow alone would build it with the struct's type wrong
