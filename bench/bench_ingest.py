@@ -509,7 +509,15 @@ def render(args: argparse.Namespace, rows: list[Row], spool: dict[str, tuple[int
             else "The spool is left wherever the page cache has it. "
         )
         + f"`takedown.lake.ingest` runs in a fresh process with {args.threads} threads; its "
-        "wall clock covers recovery, the catalog, decoding, Parquet, fsync and renames. The "
+        "wall clock covers recovery, the catalog, decoding, Parquet, fsync and renames"
+        + (
+            " (after one untimed warm-up run; on this VM the first process to touch fresh "
+            "memory pays for it)"
+            if args.warmup
+            else ""
+        )
+        + (". Its variants take turns, run by run. " if args.before or args.enrich else ". ")
+        + "The "
         "peers get the same events already decoded and nested in memory and write them with "
         "the lake's Parquet settings, one file per segment, "
         f"{args.threads} at a time (pyarrow) or with `SET threads={args.threads}` (DuckDB); "
@@ -588,6 +596,12 @@ def main() -> None:
         help="also time takedown/lake.py and schema.py as of this git revision (before/after)",
     )
     ap.add_argument("--before-runs", type=int, default=1, help="runs of the --before version")
+    ap.add_argument(
+        "--warmup",
+        action="store_true",
+        help="one untimed ingest before the timed ones (on a VM, the first process to touch "
+        "fresh memory pays for it: the first run is often the slowest)",
+    )
     ap.add_argument("--write", action="store_true", help=f"update {RESULTS.name}")
     args = ap.parse_args()
 
@@ -640,25 +654,35 @@ def main() -> None:
                 runners.append(("takedown ingest + enrichment (the CLI's default)", None, True))
             if before is not None:
                 runners.append((f"takedown ingest at {args.before} (before)", before, False))
-            for what, module, enrich in runners:
-                row = Row(blocks, gen.events, what)
-                for i in range(args.runs if module is None else args.before_runs):
-                    r = time_ingest(home, args.threads, module, args.cache, enrich)
-                    assert r["events"] == gen.events == r["lake_rows"], r
-                    assert r["corrupt"] == 0, r
-                    row.runs.append(r["seconds"])
-                    row.cpu.append(r["cpu"])
-                    row.load.append(r["load"])
-                    row.rss_kib = max(row.rss_kib, r["maxrss_kib"])
-                    row.out_bytes = r["lake_bytes"]
-                    print(
-                        f"[{kind}] {what} run {i + 1}: {r['seconds']:.2f} s = "
-                        f"{_rate(gen.events, r['seconds'])} events/s, CPU {r['cpu']:.2f} s, "
-                        f"peak RSS {_mib(r['maxrss_kib'] * 1024)}, load {r['load']:.2f}, "
-                        f"days {r['days']}",
-                        file=sys.stderr,
-                    )
-                rows.append(row)
+            # Round-robin over the variants (the first round after a warm-up run), so a
+            # machine that speeds up or slows down during the benchmark shifts them alike.
+            if args.warmup:
+                time_ingest(home, args.threads, None, args.cache)
+            by_variant = {what: Row(blocks, gen.events, what) for what, _, _ in runners}
+            turns = [
+                (i, what, module, enrich)
+                for i in range(max(args.runs, args.before_runs if before is not None else 0))
+                for what, module, enrich in runners
+                if i < (args.runs if module is None else args.before_runs)
+            ]
+            for i, what, module, enrich in turns:
+                row = by_variant[what]
+                r = time_ingest(home, args.threads, module, args.cache, enrich)
+                assert r["events"] == gen.events == r["lake_rows"], r
+                assert r["corrupt"] == 0, r
+                row.runs.append(r["seconds"])
+                row.cpu.append(r["cpu"])
+                row.load.append(r["load"])
+                row.rss_kib = max(row.rss_kib, r["maxrss_kib"])
+                row.out_bytes = r["lake_bytes"]
+                print(
+                    f"[{kind}] {what} run {i + 1}: {r['seconds']:.2f} s = "
+                    f"{_rate(gen.events, r['seconds'])} events/s, CPU {r['cpu']:.2f} s, "
+                    f"peak RSS {_mib(r['maxrss_kib'] * 1024)}, load {r['load']:.2f}, "
+                    f"days {r['days']}",
+                    file=sys.stderr,
+                )
+            rows.extend(by_variant.values())
             reset(home)
             if not args.no_peers:
                 scratch = base / "peer"
