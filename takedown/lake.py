@@ -293,7 +293,9 @@ def _constants_as_dictionaries(batches: list[pa.RecordBatch]) -> list[pa.RecordB
             value = text
         else:
             if value is not None:
-                swap[i] = pa.array([value.to_pybytes().decode()], pa.string())
+                # The bytes as they are (no decoding: what the spool holds is what is written).
+                ends = pa.py_buffer(np.array([0, value.size], np.int32).tobytes())
+                swap[i] = pa.Array.from_buffers(pa.string(), 1, [None, ends, value])
     if not swap:
         return batches
     out = []

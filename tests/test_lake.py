@@ -1,6 +1,7 @@
 import datetime as dt
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -299,3 +300,15 @@ def test_nest_checks_the_types_with_or_without_dictionaries():
         schema.nest(wrong, dictionaries=True)
     with pytest.raises(TypeError, match="column feed"):
         schema.nest(wrong)  # pyarrow alone would build it with the struct's type wrong
+
+
+def test_a_constant_column_keeps_its_bytes_even_if_they_are_not_utf8():
+    # Arrow does not check the UTF-8 of what the spool decodes; ingest writes it as it is.
+    n = 3
+    ends = pa.py_buffer(np.arange(n + 1, dtype=np.int32).tobytes())
+    bad = pa.Array.from_buffers(pa.string(), n, [None, ends, pa.py_buffer(b"\xff" * n)])
+    batch = pa.RecordBatch.from_arrays([bad, bad], schema=FLAT_FEED)
+    (out,) = lake._constants_as_dictionaries([batch])
+    col = out.column("feed.name")
+    assert pa.types.is_dictionary(col.type) and len(col) == n
+    assert col.dictionary.buffers()[2].to_pybytes() == b"\xff"
