@@ -259,7 +259,7 @@ _CONSTANT_CANDIDATES = frozenset(
 
 
 def _constant_text(col: pa.Array) -> pa.Buffer | None:
-    """The UTF-8 of the one value of a string column without nulls, or None if it has more."""
+    """The bytes of the one value of a string column without nulls, or None if it has more."""
     n = len(col)
     if n == 0 or col.null_count or not pa.types.is_string(col.type):
         return None
@@ -278,20 +278,25 @@ def _constant_text(col: pa.Array) -> pa.Buffer | None:
     return data.slice(start, width)
 
 
+def _shared_constant(columns: list[pa.Array]) -> pa.Buffer | None:
+    """The bytes of the one value all these string columns hold, or None if they hold more."""
+    value = _constant_text(columns[0])
+    if value is None:
+        return None
+    for col in columns[1:]:
+        text = _constant_text(col)
+        if text is None or not text.equals(value):
+            return None
+    return value
+
+
 def _constants_as_dictionaries(batches: list[pa.RecordBatch]) -> list[pa.RecordBatch]:
     """The batches with each column that holds one value in all of them as a dictionary."""
     names = batches[0].schema.names
     swap: dict[int, pa.Array] = {}
     for i, name in enumerate(names):
-        if name not in _CONSTANT_CANDIDATES:
-            continue
-        value: pa.Buffer | None = None
-        for batch in batches:
-            text = _constant_text(batch.column(i))
-            if text is None or (value is not None and not text.equals(value)):
-                break
-            value = text
-        else:
+        if name in _CONSTANT_CANDIDATES:
+            value = _shared_constant([batch.column(i) for batch in batches])
             if value is not None:
                 # The bytes as they are (no decoding: what the spool holds is what is written).
                 ends = pa.py_buffer(np.array([0, value.size], np.int32).tobytes())
