@@ -562,8 +562,15 @@ def render(args: argparse.Namespace, rows: list[Row], spool: dict[str, tuple[int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=20_000_000)
-    ap.add_argument("--sensors", type=int, default=2)
+    ap.add_argument(
+        "--events",
+        type=int,
+        default=20_000_000,
+        help="events in the spool (default 20M, the issue's)",
+    )
+    ap.add_argument(
+        "--sensors", type=int, default=2, help="sensors writing the spool, one directory each"
+    )
     ap.add_argument(
         "--blocks",
         choices=["small", "large", "both"],
@@ -571,8 +578,12 @@ def main() -> None:
         help="group-commit block sizes: small 64–512 rows, large 8192–16384",
     )
     ap.add_argument("--runs", type=int, default=3, help="ingest runs per variant (median)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument(
+        "--threads", type=int, default=2, help="ingest threads, and the peers' (default 2)"
+    )
+    ap.add_argument(
+        "--no-peers", action="store_true", help="time takedown ingest only, not pyarrow and DuckDB"
+    )
     ap.add_argument(
         "--enrich", action="store_true", help="also time ingest with enrichment (as the CLI)"
     )
